@@ -1,0 +1,158 @@
+/**
+ * The interface every executor backend implements (Docker, Kubernetes, or your own).
+ * The API only talks to this; each method throws the typed errors from ./errors.js.
+ */
+import type { Readable } from "node:stream";
+
+export type Language = "python" | "bash";
+
+/** A file to put into /workspace before code runs. `open` is called at most once. */
+export interface StagedFile {
+  /** Safe relative path inside /workspace (see assertSafeWorkspacePath). */
+  path: string;
+  size: number;
+  open: () => Promise<Readable>;
+}
+
+/** A file the code created or changed, handed to the caller's store. Returns the new file id. */
+export type FileCollector = (file: { path: string; size: number; content: Readable }) => Promise<string>;
+
+export interface OutputEvent {
+  stream: "stdout" | "stderr";
+  data: string;
+}
+
+export interface ExecRequest {
+  language: Language;
+  /** Python source, or a shell command line for bash. */
+  code: string;
+  stdin?: string | null;
+  timeoutMs: number;
+  /** Python only: a bare expression on the last line prints its value (default true). */
+  lastLineInteractive?: boolean;
+  /** Each of stdout/stderr is cut at this many bytes and ends with TRUNCATION_MARKER. */
+  maxOutputBytes: number;
+  /** Called while the program runs, in order, with at most maxOutputBytes per stream. */
+  onOutput?: (event: OutputEvent) => void;
+  /** Aborting (e.g. the client went away) kills the program as a timeout would. */
+  signal?: AbortSignal;
+  /** When given, files created or changed under /workspace are passed to it. */
+  collectFiles?: FileCollector;
+}
+
+export interface OneShotRequest extends ExecRequest {
+  files: StagedFile[];
+}
+
+export interface ProducedFile {
+  path: string;
+  kind: "file";
+  fileId: string;
+  sizeBytes: number;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  /** null when the program was killed (timeout or abort). */
+  exitCode: number | null;
+  timedOut: boolean;
+  durationMs: number;
+  files: ProducedFile[];
+}
+
+export type SessionStatus = "pending" | "running" | "stopped";
+
+export interface SessionInfo {
+  id: string;
+  status: SessionStatus;
+  /** Unix milliseconds. */
+  createdAt: number;
+  expiresAt: number;
+  maxExpiresAt: number;
+  lastActiveAt: number;
+  idleTimeoutSeconds: number | null;
+  metadata: Record<string, string>;
+  /** Owner tag (hash of the API key) or null when keys are not in use. */
+  owner: string | null;
+}
+
+export interface CreateSessionRequest {
+  files: StagedFile[];
+  ttlSeconds: number;
+  idleTimeoutSeconds: number | null;
+  metadata: Record<string, string>;
+  owner: string | null;
+}
+
+/**
+ * Who is asking. When `owner` is a string, sessions of any other owner are reported as not
+ * found; `undefined` means "any owner" (the reaper, admin tools).
+ */
+export interface Scope {
+  owner?: string | null;
+}
+
+export interface WorkspaceEntry {
+  path: string;
+  kind: "file" | "directory";
+  sizeBytes: number;
+}
+
+export interface SessionFile {
+  sizeBytes: number;
+  content: Readable;
+}
+
+export interface ReapReport {
+  reaped: Array<{ id: string; reason: string }>;
+  failed: Array<{ id: string; error: string }>;
+}
+
+export interface BackendCapabilities {
+  oneShot: boolean;
+  sessions: boolean;
+  sessionExec: boolean;
+  sessionFiles: boolean;
+  keepalive: boolean;
+  reaper: boolean;
+}
+
+export interface Backend {
+  /** "docker", "kubernetes", ... shown by /health. */
+  readonly kind: string;
+  readonly capabilities: BackendCapabilities;
+
+  /** Resolves when the platform answers; throws BackendUnavailableError otherwise. */
+  ping(): Promise<void>;
+
+  /** Runs code in a fresh, locked-down container/pod that is always removed afterwards. */
+  execute(req: OneShotRequest): Promise<ExecResult>;
+
+  createSession(req: CreateSessionRequest): Promise<SessionInfo>;
+  /** Throws SessionNotFoundError for unknown, foreign, expired or non-session ids. */
+  getSession(id: string, scope?: Scope): Promise<SessionInfo>;
+  listSessions(scope?: Scope): Promise<SessionInfo[]>;
+  /** Throws SessionNotFoundError when there is nothing (of ours) to delete. */
+  deleteSession(id: string, scope?: Scope): Promise<void>;
+  /** Moves expiresAt to now + ttl, never past maxExpiresAt. */
+  keepalive(id: string, ttlSeconds: number, scope?: Scope): Promise<SessionInfo>;
+
+  /** Runs in the session's /workspace; a timeout kills the program, not the session. */
+  execInSession(id: string, req: ExecRequest, scope?: Scope): Promise<ExecResult>;
+  writeSessionFile(
+    id: string,
+    path: string,
+    file: { size: number; content: Readable },
+    scope?: Scope,
+  ): Promise<WorkspaceEntry>;
+  /** Throws NotFoundError when the path is not a regular file. */
+  readSessionFile(id: string, path: string, scope?: Scope): Promise<SessionFile>;
+  listSessionFiles(id: string, scope?: Scope): Promise<WorkspaceEntry[]>;
+
+  /** Deletes expired/idle sessions and orphaned one-shot executors. Safe to run concurrently. */
+  reap(now?: number): Promise<ReapReport>;
+
+  /** Releases clients and timers. */
+  close(): Promise<void>;
+}
