@@ -156,3 +156,18 @@ export interface Backend {
   /** Releases clients and timers. */
   close(): Promise<void>;
 }
+
+/** The logging surface backends use; pino loggers satisfy it. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export const silentLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
