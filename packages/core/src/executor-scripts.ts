@@ -5,7 +5,9 @@
  *
  * Protocols (all paths are under /workspace, checked by assertSafeWorkspacePath first):
  * - RUNNER: argv mode(python|bash) execId cpuSeconds interactive(1|0) snapshot(1|0);
- *   stdin = "<n>\n" + n bytes of UTF-8 code + the program's own stdin.
+ *   stdin = "<codeBytes> <stdinBytes>\n" + the UTF-8 code + the program's stdin bytes. The
+ *   runner hands the program exactly those stdin bytes followed by EOF, so no transport
+ *   needs to half-close its stdin.
  *   Becomes a session leader, writes its pid to /tmp/.code-interpreter/<execId>.pid,
  *   optionally snapshots /workspace, then runs the code in /workspace.
  * - KILL: argv execId; SIGKILLs the runner's process group and every process whose
@@ -44,21 +46,41 @@ def snapshot(path):
     with open(path, "w") as f:
         json.dump(snap, f)
 
-def read_header():
+def read_exact(n):
+    buf = bytearray()
+    while len(buf) < n:
+        c = os.read(0, min(1 << 20, n - len(buf)))
+        if not c:
+            break
+        buf += c
+    return bytes(buf)
+
+def read_request(exec_id):
     hdr = b""
     while not hdr.endswith(b"\n"):
         c = os.read(0, 1)
         if not c:
             break
         hdr += c
-    n = int(hdr.strip() or b"0")
-    buf = bytearray()
-    while len(buf) < n:
-        c = os.read(0, n - len(buf))
-        if not c:
-            break
-        buf += c
-    return bytes(buf).decode("utf-8", "replace")
+    parts = (hdr.strip() or b"0 0").split()
+    code = read_exact(int(parts[0])).decode("utf-8", "replace")
+    data = read_exact(int(parts[1]) if len(parts) > 1 else 0)
+    # The program's stdin is exactly the caller's bytes, then EOF, whatever the transport
+    # does with its own stdin (WebSocket exec cannot half-close).
+    path = os.path.join(CTL, exec_id + ".stdin")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        os.unlink(path)
+        os.dup2(fd, 0)
+        os.close(fd)
+    except OSError:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
+    return code
 
 def run_python(code, interactive):
     import ast, builtins, linecache, traceback
@@ -84,7 +106,7 @@ def run_python(code, interactive):
         raise
     except BaseException as e:
         tb = e.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename != fn:
+        while tb is not None and tb.tb_frame.f_globals is not g:
             tb = tb.tb_next
         traceback.print_exception(type(e), e, tb)
         sys.stderr.flush()
@@ -103,7 +125,7 @@ def main():
             f.write(str(os.getpid()))
     except OSError:
         pass
-    code = read_header()
+    code = read_request(exec_id)
     if snap == "1":
         try:
             snapshot(os.path.join(CTL, exec_id + ".snap"))
@@ -391,10 +413,11 @@ export const executorCommands = {
   },
 };
 
-/** Frames the runner's stdin: code length header, the code, then the program's stdin. */
+/** Frames the runner's stdin: "<codeBytes> <stdinBytes>\n", the code, then the program's stdin. */
 export function runnerStdin(code: string, stdin: string | null | undefined): Buffer {
   const body = Buffer.from(code, "utf8");
-  return Buffer.concat([Buffer.from(`${body.length}\n`), body, Buffer.from(stdin ?? "", "utf8")]);
+  const input = Buffer.from(stdin ?? "", "utf8");
+  return Buffer.concat([Buffer.from(`${body.length} ${input.length}\n`), body, input]);
 }
 
 /** Grace after a timeout for the killed program's output to drain before the stream is cut. */
