@@ -1,0 +1,36 @@
+// Sums every package's vitest JSON report into one closing line, and fails when a
+// package produced no report (its suite did not run) or ran no test at all.
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+const dirs = ["packages", "apps"].flatMap((top) =>
+  readdirSync(top, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => join(top, d.name)),
+);
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+let problems = 0;
+for (const dir of dirs) {
+  const file = join(dir, ".vitest-report.json");
+  if (!existsSync(file)) {
+    console.error(`[test] ${dir}: no test report (its suite did not run)`);
+    problems++;
+    continue;
+  }
+  const r = JSON.parse(readFileSync(file, "utf8"));
+  const p = r.numPassedTests ?? 0;
+  const f = (r.numFailedTests ?? 0) + (r.numFailedTestSuites ?? 0);
+  const s = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  console.log(`[test] ${dir}: ${p} passed, ${f} failed, ${s} skipped`);
+  if (p === 0) {
+    console.error(`[test] ${dir}: ran no test`);
+    problems++;
+  }
+  passed += p;
+  failed += f;
+  skipped += s;
+}
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(failed > 0 || problems > 0 ? 1 : 0);
