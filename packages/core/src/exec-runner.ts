@@ -83,8 +83,23 @@ export function packFiles(files: readonly StagedFile[]): Readable {
       pack.destroy(err as Error);
     }
   })();
-  // tar-stream speaks streamx; hand callers a plain Node stream.
-  return Readable.from(pack);
+  // tar-stream speaks streamx; hand callers a plain Node stream. The archive is padded to a
+  // whole tar record (as GNU tar writes it): GNU tar only stops reading at a record boundary,
+  // so an unpadded archive would hang on transports that cannot half-close stdin (k8s exec v4).
+  return Readable.from(padToTarRecord(pack));
+}
+
+/** GNU tar's default record size (blocking factor 20 × 512). */
+export const TAR_RECORD_BYTES = 10240;
+
+async function* padToTarRecord(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const chunk of src) {
+    n += chunk.length;
+    yield chunk;
+  }
+  const pad = (TAR_RECORD_BYTES - (n % TAR_RECORD_BYTES)) % TAR_RECORD_BYTES;
+  if (pad > 0) yield Buffer.alloc(pad);
 }
 
 /** Extracts the files into /workspace; throws BackendError (and leaves cleanup to the caller). */
