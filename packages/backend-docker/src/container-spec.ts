@@ -1,0 +1,83 @@
+/**
+ * The hardened container definition shared by sessions and one-shot executors. The parts that
+ * do not change per container are computed once (see DockerBackend's constructor).
+ */
+import type Dockerode from "dockerode";
+import { STATE_DIR, WORKSPACE_DIR, type ExecutorLimits } from "@code-interpreter/core";
+
+/** The unprivileged user code runs as (the executor image's default user too). */
+export const EXECUTOR_UID = 65532;
+export const EXECUTOR_USER = `${EXECUTOR_UID}:${EXECUTOR_UID}`;
+
+const MB = 1024 * 1024;
+
+export function hardenedHostConfig(limits: ExecutorLimits): Dockerode.HostConfig {
+  const memory = Math.floor(limits.memoryLimitMb * MB);
+  return {
+    AutoRemove: true,
+    NetworkMode: "none",
+    CapDrop: ["ALL"],
+    SecurityOpt: ["no-new-privileges"],
+    ReadonlyRootfs: true,
+    Privileged: false,
+    Tmpfs: {
+      [WORKSPACE_DIR]: `rw,nosuid,nodev,size=${limits.workspaceSizeMb}m,uid=${EXECUTOR_UID},gid=${EXECUTOR_UID},mode=0755`,
+      "/tmp": `rw,nosuid,nodev,size=${limits.tmpSizeMb}m,mode=1777`,
+      // Root-owned: the session state file only the backend writes (exec as root).
+      [STATE_DIR]: "rw,nosuid,nodev,noexec,size=1m,mode=0755",
+    },
+    PidsLimit: limits.pidsLimit,
+    Memory: memory,
+    MemorySwap: memory, // equal to Memory: no swap
+    NanoCpus: Math.round(limits.cpuLimit * 1e9),
+    IpcMode: "private",
+    Init: false, // the keeper is PID 1 and reaps zombies itself
+    // Program output travels over exec streams; nothing useful reaches container logs.
+    LogConfig: { Type: "none", Config: {} },
+  };
+}
+
+export interface ContainerTemplate {
+  Image: string;
+  User: string;
+  WorkingDir: string;
+  Env: string[];
+  HostConfig: Dockerode.HostConfig;
+}
+
+export function containerTemplate(image: string, limits: ExecutorLimits): ContainerTemplate {
+  return {
+    Image: image,
+    User: EXECUTOR_USER,
+    WorkingDir: WORKSPACE_DIR,
+    Env: [`HOME=${WORKSPACE_DIR}`, "PYTHONUNBUFFERED=1"],
+    HostConfig: hardenedHostConfig(limits),
+  };
+}
+
+/** Create options for one container: the template plus name, labels and the keeper command. */
+export function createOptions(
+  t: ContainerTemplate,
+  name: string,
+  labels: Record<string, string>,
+  cmd: string[],
+  abortSignal?: AbortSignal,
+): Dockerode.ContainerCreateOptions {
+  return {
+    name,
+    Image: t.Image,
+    User: t.User,
+    WorkingDir: t.WorkingDir,
+    Env: t.Env,
+    Cmd: cmd,
+    Labels: labels,
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    Tty: false,
+    OpenStdin: false,
+    NetworkDisabled: true,
+    HostConfig: t.HostConfig,
+    ...(abortSignal ? { abortSignal } : {}),
+  };
+}
