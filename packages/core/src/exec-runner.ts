@@ -86,7 +86,7 @@ export function packFiles(files: readonly StagedFile[]): Readable {
   // tar-stream speaks streamx; hand callers a plain Node stream. The archive is padded to a
   // whole tar record (as GNU tar writes it): GNU tar only stops reading at a record boundary,
   // so an unpadded archive would hang on transports that cannot half-close stdin (k8s exec v4).
-  return Readable.from(padToTarRecord(pack));
+  return Readable.from(padToTarRecord(pack as AsyncIterable<Buffer>));
 }
 
 /** GNU tar's default record size (blocking factor 20 × 512). */
