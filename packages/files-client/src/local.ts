@@ -73,6 +73,18 @@ export class LocalFileStore implements FileStore {
   async put(content: Readable | Buffer, opts: PutOptions): Promise<FileMeta> {
     if (opts.sizeHint !== undefined && opts.sizeHint > this.maxFileBytes) throw this.tooLarge();
     if (Buffer.isBuffer(content) && content.length > this.maxFileBytes) throw this.tooLarge();
+    // Until reading starts, an 'error' from the source (client gone during our awaits) must not be
+    // an unhandled event; the iterator reports it (the stream stays errored) once reading starts.
+    const ignoreEarlyError = (): void => undefined;
+    if (!Buffer.isBuffer(content)) content.on("error", ignoreEarlyError);
+    try {
+      return await this.putInner(content, opts);
+    } finally {
+      if (!Buffer.isBuffer(content)) content.off("error", ignoreEarlyError);
+    }
+  }
+
+  private async putInner(content: Readable | Buffer, opts: PutOptions): Promise<FileMeta> {
     await this.ensureDir();
 
     const fileId = newFileId();

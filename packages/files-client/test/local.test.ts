@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, rm, stat, writeFile, chmod, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BackendUnavailableError, NotFoundError, PayloadTooLargeError } from "@code-interpreter/core";
 import { LocalFileStore, isFileId, sanitizeFilename } from "../src/index.js";
@@ -110,6 +110,14 @@ describe("LocalFileStore size limit", () => {
       throw new Error("client went away");
     }
     await expect(store.put(Readable.from(broken()), { filename: "x" })).rejects.toThrow("client went away");
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("a source that errors before reading starts rejects cleanly (no unhandled 'error')", async () => {
+    const src = new PassThrough();
+    const p = store.put(src, { filename: "x" });
+    src.destroy(new Error("client went away early"));
+    await expect(p).rejects.toThrow("client went away early");
     expect(await readdir(dir)).toEqual([]);
   });
 
