@@ -6,6 +6,7 @@ import { PassThrough, Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BackendUnavailableError, NotFoundError, PayloadTooLargeError } from "@code-interpreter/core";
 import { LocalFileStore, isFileId, sanitizeFilename } from "../src/index.js";
+import { HttpFilesClient, createFileStore } from "../src/index.js";
 
 const LIMIT = 64 * 1024;
 let root: string;
@@ -356,5 +357,13 @@ describe("LocalFileStore ping and options", () => {
     expect(() => new LocalFileStore({ dir, maxFileBytes: -1, ttlSeconds: 1 })).toThrow(/maxFileBytes/);
     expect(() => new LocalFileStore({ dir, maxFileBytes: 1, ttlSeconds: 0 })).toThrow(/ttlSeconds/);
     expect(() => new LocalFileStore({ dir: "", maxFileBytes: 1, ttlSeconds: 1 })).toThrow(/dir/);
+  });
+
+  it("createFileStore picks the store by url", () => {
+    const local = createFileStore({ dir, maxFileBytes: 5, ttlSeconds: 9 });
+    expect(local).toBeInstanceOf(LocalFileStore);
+    expect(local.maxFileBytes).toBe(5);
+    const remote = createFileStore({ url: "http://127.0.0.1:1", dir, maxFileBytes: 5, ttlSeconds: 9 });
+    expect(remote).toBeInstanceOf(HttpFilesClient);
   });
 });
