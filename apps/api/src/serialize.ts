@@ -1,0 +1,70 @@
+/** Internal records → the snake_case JSON of the REST contract. */
+import type { ExecResult, SessionInfo, WorkspaceEntry } from "@code-interpreter/core";
+import type { FileMeta } from "@code-interpreter/files-client";
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export function sessionJson(s: SessionInfo) {
+  return {
+    session_id: s.id,
+    status: s.status,
+    created_at: iso(s.createdAt),
+    expires_at: iso(s.expiresAt),
+    last_active_at: iso(s.lastActiveAt),
+    metadata: s.metadata,
+    idle_timeout_seconds: s.idleTimeoutSeconds,
+    max_expires_at: iso(s.maxExpiresAt),
+  };
+}
+
+export function producedFilesJson(r: ExecResult) {
+  return r.files.map((f) => ({ path: f.path, kind: f.kind, file_id: f.fileId }));
+}
+
+export function execJson(r: ExecResult) {
+  return {
+    stdout: r.stdout,
+    stderr: r.stderr,
+    exit_code: r.exitCode,
+    timed_out: r.timedOut,
+    duration_ms: r.durationMs,
+    files: producedFilesJson(r),
+  };
+}
+
+/** The SSE `result` event: the final status without the output already streamed. */
+export function streamResultJson(r: ExecResult) {
+  return {
+    exit_code: r.exitCode,
+    timed_out: r.timedOut,
+    duration_ms: r.durationMs,
+    files: producedFilesJson(r),
+  };
+}
+
+export function uploadedFileJson(m: FileMeta) {
+  return { file_id: m.fileId, filename: m.filename, size_bytes: m.sizeBytes };
+}
+
+export function fileJson(m: FileMeta) {
+  return { file_id: m.fileId, filename: m.filename, size_bytes: m.sizeBytes, upload_time: m.uploadTime };
+}
+
+export function workspaceEntryJson(e: WorkspaceEntry) {
+  return { path: e.path, kind: e.kind, size_bytes: e.sizeBytes };
+}
+
+/**
+ * `Content-Disposition: attachment` with a quoted ASCII fallback name and, when the real
+ * name is not plain ASCII, an RFC 8187 `filename*` carrying it exactly.
+ */
+export function contentDisposition(name: string): string {
+  const fallback = name.replace(/[^\x20-\x7e]|["\\%]/g, "_") || "file";
+  const header = `attachment; filename="${fallback}"`;
+  if (fallback === name) return header;
+  const encoded = encodeURIComponent(name).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `${header}; filename*=UTF-8''${encoded}`;
+}

@@ -1,0 +1,113 @@
+/**
+ * startServer: createApp + listen + reaper + graceful shutdown. Shutdown never deletes
+ * sessions: they live on the backend and must survive an API restart.
+ */
+import type { AddressInfo } from "node:net";
+import { createServer, type Server } from "node:http";
+import { pino, type Logger } from "pino";
+import type { Backend, Config } from "@code-interpreter/core";
+import type { FileStore } from "@code-interpreter/files-client";
+import { createApp } from "./app.js";
+import { createMetrics, type ApiMetrics } from "./metrics.js";
+import { startReaper, type Reaper } from "./reaper.js";
+
+export interface ServerOptions {
+  backend: Backend;
+  files: FileStore;
+  config: Config;
+  logger?: Logger;
+  metrics?: ApiMetrics;
+  /** Override config.host / config.port (e.g. port 0 in tests). */
+  host?: string;
+  port?: number;
+  /** Start the reaper (default true). */
+  reaper?: boolean;
+}
+
+export interface RunningServer {
+  server: Server;
+  /** http://host:port with the port actually bound. */
+  url: string;
+  /**
+   * Graceful stop: stop accepting connections, let in-flight requests finish (at most
+   * config.shutdownTimeoutSeconds, then their sockets are destroyed, which aborts their
+   * executions), stop the reaper, close the backend. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const { backend, files, config } = opts;
+  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const metrics = opts.metrics ?? createMetrics();
+  const app = createApp({ backend, files, config, logger, metrics });
+
+  const server = createServer(app);
+  let inFlight = 0;
+  let draining = false;
+  const idleWaiters: Array<() => void> = [];
+  server.on("request", (_req, res) => {
+    inFlight += 1;
+    if (draining) res.setHeader("Connection", "close");
+    res.once("close", () => {
+      inFlight -= 1;
+      if (inFlight === 0) idleWaiters.splice(0).forEach((w) => w());
+    });
+  });
+
+  const host = opts.host ?? config.host;
+  const port = opts.port ?? config.port;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const shownHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  const url = `http://${shownHost}:${addr.port}`;
+
+  const reaper: Reaper | null =
+    opts.reaper === false
+      ? null
+      : startReaper({
+          backend,
+          files,
+          intervalSeconds: config.sessionReaperIntervalSeconds,
+          logger,
+          metrics,
+        });
+
+  let closing: Promise<void> | null = null;
+  async function shutdown(): Promise<void> {
+    draining = true;
+    logger.info({ inFlight }, "shutting down: no new connections, waiting for in-flight requests");
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const idle = new Promise<void>((resolve) => (inFlight === 0 ? resolve() : idleWaiters.push(resolve)));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), config.shutdownTimeoutSeconds * 1000);
+    });
+    if ((await Promise.race([idle, timedOut])) === "timeout") {
+      logger.warn({ inFlight }, "shutdown timeout: closing remaining connections");
+    }
+    clearTimeout(timer);
+    // Everything still open is either idle keep-alive or past the deadline.
+    server.closeAllConnections();
+    await closed;
+    await reaper?.stop();
+    await backend.close();
+    logger.info("shut down");
+  }
+
+  return {
+    server,
+    url,
+    close() {
+      closing ??= shutdown();
+      return closing;
+    },
+  };
+}
