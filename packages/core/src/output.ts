@@ -30,7 +30,9 @@ export class OutputLimiter {
     } else {
       this.kept = this.limit;
       this.cut = true;
-      text = this.decoder.write(chunk.subarray(0, room)) + this.decoder.end() + TRUNCATION_MARKER;
+      // The bytes of a character cut by the limit stay in the decoder and are dropped: flushing
+      // them (decoder.end()) would print a U+FFFD the program never wrote.
+      text = this.decoder.write(chunk.subarray(0, room)) + TRUNCATION_MARKER;
     }
     if (text) this.parts.push(text);
     return text;
