@@ -8,7 +8,14 @@ import { randomUUID } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
-import type { ExecRequest, ExecResult, ProducedFile, StagedFile, WorkspaceEntry, SessionFile } from "./backend.js";
+import type {
+  ExecRequest,
+  ExecResult,
+  ProducedFile,
+  StagedFile,
+  WorkspaceEntry,
+  SessionFile,
+} from "./backend.js";
 import { BackendError, NotFoundError } from "./errors.js";
 import {
   KILL_DRAIN_MS,
@@ -71,22 +78,33 @@ export async function execCapture(
 /** A tar stream of the staged files (regular files, mode 0644; parent dirs are implied). */
 export function packFiles(files: readonly StagedFile[]): Readable {
   const pack = tar.pack();
+  // tar-stream speaks streamx; hand callers a plain Node stream. The archive is padded to a
+  // whole tar record (as GNU tar writes it): GNU tar only stops reading at a record boundary,
+  // so an unpadded archive would hang on transports that cannot half-close stdin (k8s exec v4).
+  const out = Readable.from(padToTarRecord(pack as AsyncIterable<Buffer>));
+  // A file can fail (open rejects, its stream errors) before anyone reads `out`: report the
+  // error on `out` itself, never as an unhandled 'error' on the pack, and never leave `out` open.
+  pack.on("error", () => undefined);
   void (async () => {
     try {
       for (const f of files) {
         const src = await f.open();
-        const entry = pack.entry({ name: f.path, size: f.size, mode: 0o644, type: "file", mtime: new Date() });
+        const entry = pack.entry({
+          name: f.path,
+          size: f.size,
+          mode: 0o644,
+          type: "file",
+          mtime: new Date(),
+        });
         await pipeline(src, entry);
       }
       pack.finalize();
     } catch (err) {
+      out.destroy(err as Error);
       pack.destroy(err as Error);
     }
   })();
-  // tar-stream speaks streamx; hand callers a plain Node stream. The archive is padded to a
-  // whole tar record (as GNU tar writes it): GNU tar only stops reading at a record boundary,
-  // so an unpadded archive would hang on transports that cannot half-close stdin (k8s exec v4).
-  return Readable.from(padToTarRecord(pack as AsyncIterable<Buffer>));
+  return out;
 }
 
 /** GNU tar's default record size (blocking factor 20 × 512). */
@@ -179,7 +197,8 @@ export async function runCode(t: ExecTransport, req: ExecRequest, opts: RunOptio
   } else {
     killed = true;
     timedOut = outcome === "timeout";
-    const kill = opts.kill ?? ((id: string) => execCapture(t, executorCommands.kill(id)).then(() => undefined));
+    const kill =
+      opts.kill ?? ((id: string) => execCapture(t, executorCommands.kill(id)).then(() => undefined));
     await kill(execId).catch(() => undefined);
     // Let the output already produced drain, but never wait on a stray process holding the pipe.
     await Promise.race([proc.done.catch(() => null), delay(KILL_DRAIN_MS)]);
@@ -235,7 +254,8 @@ async function collectFiles(
 /** Lists /workspace (files and directories, sorted by path). */
 export async function listWorkspace(t: ExecTransport): Promise<WorkspaceEntry[]> {
   const r = await execCapture(t, executorCommands.list(MAX_LISTED_ENTRIES));
-  if (r.exitCode !== 0) throw new BackendError(`listing /workspace failed: ${r.stderr.toString().slice(0, 300)}`);
+  if (r.exitCode !== 0)
+    throw new BackendError(`listing /workspace failed: ${r.stderr.toString().slice(0, 300)}`);
   const rows = JSON.parse(r.stdout.toString() || "[]") as Array<[string, "file" | "directory", number]>;
   return rows.map(([path, kind, sizeBytes]) => ({ path, kind, sizeBytes }));
 }
@@ -278,7 +298,8 @@ export async function readWorkspaceFile(t: ExecTransport, path: string): Promise
     proc.done.then(
       (code) => {
         if (settled) return;
-        if (code === 2 || code === 3) fail(new NotFoundError(`no file at ${JSON.stringify(path)} in the workspace`));
+        if (code === 2 || code === 3)
+          fail(new NotFoundError(`no file at ${JSON.stringify(path)} in the workspace`));
         else fail(new BackendError(`reading ${JSON.stringify(path)} failed (exit ${code})`));
       },
       (e: unknown) => fail(e as Error),
@@ -292,7 +313,6 @@ export async function readAll(s: Readable): Promise<Buffer> {
   for await (const c of s) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
   return Buffer.concat(parts);
 }
-
 
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
