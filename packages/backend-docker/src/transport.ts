@@ -86,8 +86,16 @@ export class DockerExecTransport implements ExecTransport {
         sock.write(stdin);
         sock.end(); // half-close: the engine closes the program's stdin (EOF)
       } else if (stdin) {
-        stdin.on("error", () => sock.destroy());
-        stdin.pipe(sock); // ends (half-closes) the socket at the end
+        if (stdin.destroyed || stdin.errored) {
+          // Failed before we got here (e.g. a staged file could not be opened): abandon the run.
+          sock.destroy();
+        } else {
+          stdin.on("error", () => sock.destroy());
+          stdin.on("close", () => {
+            if (!stdin.readableEnded) sock.destroy(); // destroyed without an end: never a clean EOF
+          });
+          stdin.pipe(sock); // ends (half-closes) the socket at the end
+        }
       }
     }
 
