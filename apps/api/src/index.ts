@@ -10,3 +10,10 @@ export {
 } from "./metrics.js";
 export { toErrorAnswer, UnauthorizedError, BadRequestError, LengthRequiredError } from "./http-errors.js";
 export { API_VERSION } from "./version.js";
+export {
+  runMain,
+  createBackendFromConfig,
+  createFileStoreFromConfig,
+  type MainOptions,
+  type MainHandle,
+} from "./cli.js";

@@ -22,6 +22,66 @@ export interface ServerOptions {
   port?: number;
   /** Start the reaper (default true). */
   reaper?: boolean;
+  /**
+   * After the shutdown timeout cut the remaining connections (which aborts their runs), how
+   * long to wait for those backend calls to finish cleaning up before backend.close().
+   * Default 10 s.
+   */
+  abortGraceMs?: number;
+}
+
+const TRACKED = new Set<string | symbol>([
+  "ping",
+  "execute",
+  "createSession",
+  "getSession",
+  "listSessions",
+  "deleteSession",
+  "keepalive",
+  "execInSession",
+  "writeSessionFile",
+  "readSessionFile",
+  "listSessionFiles",
+] satisfies Array<keyof Backend>);
+
+/** Counts backend calls in progress, so shutdown can wait for them (e.g. container removal). */
+class BackendCalls {
+  private active = 0;
+  private waiters: Array<() => void> = [];
+
+  get count(): number {
+    return this.active;
+  }
+
+  wrap(backend: Backend): Backend {
+    return new Proxy(backend, {
+      get: (target, prop, receiver) => {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof value !== "function" || !TRACKED.has(prop)) return value;
+        return async (...args: unknown[]) => {
+          this.active += 1;
+          try {
+            return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          } finally {
+            this.active -= 1;
+            if (this.active === 0) this.waiters.splice(0).forEach((w) => w());
+          }
+        };
+      },
+    });
+  }
+
+  idle(): Promise<void> {
+    return this.active === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+function delay(ms: number): { promise: Promise<"timeout">; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms);
+  });
+  return { promise, cancel: () => clearTimeout(timer) };
 }
 
 export interface RunningServer {
@@ -40,7 +100,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { backend, files, config } = opts;
   const logger = opts.logger ?? pino({ level: config.logLevel });
   const metrics = opts.metrics ?? createMetrics();
-  const app = createApp({ backend, files, config, logger, metrics });
+  const calls = new BackendCalls();
+  const app = createApp({ backend: calls.wrap(backend), files, config, logger, metrics });
 
   const server = createServer(app);
   let inFlight = 0;
@@ -86,17 +147,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const idle = new Promise<void>((resolve) => (inFlight === 0 ? resolve() : idleWaiters.push(resolve)));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), config.shutdownTimeoutSeconds * 1000);
-    });
-    if ((await Promise.race([idle, timedOut])) === "timeout") {
+    const deadline = delay(config.shutdownTimeoutSeconds * 1000);
+    if ((await Promise.race([idle, deadline.promise])) === "timeout") {
       logger.warn({ inFlight }, "shutdown timeout: closing remaining connections");
     }
-    clearTimeout(timer);
-    // Everything still open is either idle keep-alive or past the deadline.
+    deadline.cancel();
+    // Everything still open is either idle keep-alive or past the deadline. Cutting a
+    // connection aborts its run; give those backend calls a moment to clean up.
     server.closeAllConnections();
     await closed;
+    const grace = delay(opts.abortGraceMs ?? 10_000);
+    if ((await Promise.race([calls.idle(), grace.promise])) === "timeout") {
+      logger.warn({ calls: calls.count }, "backend calls still running at shutdown");
+    }
+    grace.cancel();
     await reaper?.stop();
     await backend.close();
     logger.info("shut down");
