@@ -3,3 +3,4 @@
  * anything built on the Backend interface. Not for production use.
  */
 export * from "./memory-backend.js";
+export * from "./conformance.js";
