@@ -67,8 +67,13 @@ export function createApp(opts: AppOptions): express.Express {
     }),
   );
 
-  // JSON parser, mounted per route so raw-body routes (PUT session files) never see it.
-  const json = express.json({ limit: opts.jsonLimitBytes ?? DEFAULT_JSON_LIMIT_BYTES, strict: true });
+  // JSON parser, mounted per route so raw-body routes (PUT session files) never see it. The
+  // body is read as JSON whatever the Content-Type says (`curl -d` sends form-urlencoded).
+  const json = express.json({
+    limit: opts.jsonLimitBytes ?? DEFAULT_JSON_LIMIT_BYTES,
+    strict: true,
+    type: () => true,
+  });
 
   app.get("/health", async (_req, res) => {
     try {

@@ -37,6 +37,21 @@ describe("errors are JSON", () => {
     expect(backend.calls).toEqual([]);
   });
 
+  it("reads JSON bodies whatever the Content-Type (curl -d sends form-urlencoded)", async () => {
+    const { app } = makeApp();
+    await request(app)
+      .post("/v1/execute")
+      .set("Content-Type", "application/x-www-form-urlencoded")
+      .send('{"code": "print(1)"}')
+      .expect(200);
+    const bad = await request(app)
+      .post("/v1/execute")
+      .set("Content-Type", "text/plain")
+      .send("code=1")
+      .expect(400);
+    expect(bad.body.detail).toMatch(/malformed JSON/);
+  });
+
   it("a JSON body over the limit → 413", async () => {
     const { app } = makeApp();
     const res = await request(app)
