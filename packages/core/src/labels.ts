@@ -40,14 +40,18 @@ export function hasComponentLabels(labels: LabelMap | undefined | null, componen
 
 /** Kubernetes label selector string, e.g. `app=code-interpreter,component=session`. */
 export function labelSelector(component: Component, extra: LabelMap = {}): string {
-  return Object.entries({ ...baseLabels(component), ...extra })
-    .map(([k, v]) => `${k}=${v}`)
-    .join(",");
+  return selectorPairs(component, extra).join(",");
+}
+
+/** Identity labels first; extras may narrow the selection but never replace app/component. */
+function selectorPairs(component: Component, extra: LabelMap): string[] {
+  const { [LABEL_APP]: _a, [LABEL_COMPONENT]: _c, ...rest } = extra;
+  return Object.entries({ ...baseLabels(component), ...rest }).map(([k, v]) => `${k}=${v}`);
 }
 
 /** Docker list filter, e.g. `{ label: ["app=code-interpreter", "component=session"] }`. */
 export function dockerLabelFilter(component: Component, extra: LabelMap = {}): { label: string[] } {
-  return { label: Object.entries({ ...baseLabels(component), ...extra }).map(([k, v]) => `${k}=${v}`) };
+  return { label: selectorPairs(component, extra) };
 }
 
 /** Caller metadata: a small flat string map. */

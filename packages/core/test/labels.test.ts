@@ -86,3 +86,16 @@ describe("validateMetadata", () => {
     expect(() => validateMetadata(input)).toThrow(/larger than 4096 bytes/);
   });
 });
+
+describe("selectors keep the identity labels", () => {
+  it("extra labels cannot override app/component", async () => {
+    const { labelSelector, dockerLabelFilter } = await import("../src/index.js");
+    expect(labelSelector("session", { app: "other", component: "x" })).toBe(
+      "app=code-interpreter,component=session",
+    );
+    expect(dockerLabelFilter("executor", { component: "session" }).label).toEqual([
+      "app=code-interpreter",
+      "component=executor",
+    ]);
+  });
+});
