@@ -266,7 +266,7 @@ describe("reaper, deletes and the prefix check", () => {
     setTimeout(() => ac.abort(), 1500);
     const r = await backend
       .execute({ ...oneShot("import time; time.sleep(30)"), timeoutMs: 20_000, signal: ac.signal, files: [] })
-      .catch((e: unknown) => e);
+      .catch((e: unknown) => e as Error);
     if (!(r instanceof Error)) expect(r.exitCode).toBeNull();
     await eventually(() => execPods().join() === before.join());
   });
