@@ -112,6 +112,8 @@ const CREATED_GRACE_MS = 120_000;
 /** How long to wait for a removal someone else started (AutoRemove, another reaper). */
 const REMOVAL_WAIT_MS = 10_000;
 const STATE_MAX_BYTES = 64 * 1024;
+/** Re-checks (200 ms apart) before a failed state read counts as a real failure. */
+const STILL_RUNNING_CHECKS = 5;
 
 interface PingWithOptions {
   ping(opts: { abortSignal?: AbortSignal }): Promise<unknown>;
@@ -441,7 +443,8 @@ export class DockerBackend implements Backend {
       try {
         state = await this.readState(this.transport(c.Id));
       } catch (err) {
-        if (isNotFound(err) || isNotRunning(err)) return null; // ending by itself right now
+        // Ending by itself, or another reaper is removing it right now: not a failure.
+        if (isNotFound(err) || isNotRunning(err) || !(await this.stillRunning(c.Id))) return null;
         report.failed.push({ id: name, error: mapDockerError(err, "reading session state").message });
         return null;
       }
@@ -464,7 +467,7 @@ export class DockerBackend implements Backend {
     await mapLimit(jobs, this.concurrency, async (job) => {
       try {
         const outcome = await this.forceRemove(job.id);
-        if (outcome === "gone") return; // someone else was faster
+        if (outcome !== "removed") return; // another reaper or AutoRemove is faster
         report.reaped.push({ id: job.name, reason: job.reason });
         this.logger.info({ container: job.name, reason: job.reason }, "reaped container");
       } catch (err) {
@@ -546,6 +549,8 @@ export class DockerBackend implements Backend {
     try {
       state = await this.readState(transport);
     } catch (err) {
+      if (!isConnectionError(err) && !(await this.stillRunning(inspect.Id)))
+        throw new SessionNotFoundError(id);
       throw mapSessionError(err, id, "reading the session state");
     }
     const info = sessionFromTags(id, labels, state, "running");
@@ -564,9 +569,30 @@ export class DockerBackend implements Backend {
       maxBytes: STATE_MAX_BYTES,
     });
     if (r.exitCode !== 0) {
-      throw new BackendError(`reading the session state failed: ${r.stderr.toString().trim().slice(0, 300)}`);
+      throw new BackendError(
+        `reading the session state failed (exit ${r.exitCode}): ${r.stderr.toString().trim().slice(0, 300)}`,
+      );
     }
     return parseSessionState(r.stdout.toString());
+  }
+
+  /**
+   * False when the container is gone or stopping (e.g. removed by another process meanwhile).
+   * A container being killed still reports Running for a moment (Running wins over
+   * "removing" in its status), so a running answer is re-checked for a short while.
+   */
+  private async stillRunning(containerId: string): Promise<boolean> {
+    for (let i = 0; ; i++) {
+      try {
+        const info = await this.docker.getContainer(containerId).inspect({ abortSignal: this.signal() });
+        if (info.State?.Running !== true || info.State.Dead) return false;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        return true; // unknown: let the caller report the original error
+      }
+      if (i >= STILL_RUNNING_CHECKS) return true;
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   /** Records activity; never fails the call it accompanies. */

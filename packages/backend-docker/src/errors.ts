@@ -5,9 +5,9 @@
 import {
   BackendError,
   BackendUnavailableError,
-  CodeInterpreterError,
   SessionNotFoundError,
   isCodeInterpreterError,
+  type CodeInterpreterError,
 } from "@code-interpreter/core";
 
 /** The command that builds the executor image without a registry (shown when it is missing). */

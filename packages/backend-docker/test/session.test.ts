@@ -1,27 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  NotFoundError,
-  SessionNotFoundError,
-  isExpired,
-  lifetimeOf,
-  readAll,
-  type ExecRequest,
-} from "@code-interpreter/core";
-import {
-  cleanup,
-  docker,
-  exists,
-  gone,
-  makeBackend,
-  plainExec,
-  sessionContainersWithLabels,
-  sessionReq,
-  staged,
-  startPlainContainer,
-  track,
-} from "./helpers.js";
+import type { ExecRequest } from "@code-interpreter/core";
+import { cleanup, docker, makeBackend, plainExec, sessionReq, staged, track } from "./helpers.js";
 
 const backend = makeBackend();
 const py = (code: string, extra: Partial<ExecRequest> = {}): ExecRequest => ({
