@@ -1,4 +1,5 @@
 /** POST /v1/execute and POST /v1/execute/stream: one-shot Python runs. */
+import { once } from "node:events";
 import { Router, type Request, type RequestHandler } from "express";
 import { createSession } from "better-sse";
 import { CodeInterpreterError, type ExecResult, type OneShotRequest } from "@code-interpreter/core";
@@ -44,6 +45,13 @@ export function executeRouter(deps: Deps, json: RequestHandler): Router {
     // Validation errors are still plain JSON answers with their status: the stream has not begun.
     const execReq = await prepare(req, signal);
 
+    // better-sse treats the request's "close" as a disconnect, and Node emits it as soon as
+    // the body has been read. Let that happen first, so only the response's close counts.
+    if (!req.closed) {
+      const closed = once(req, "close");
+      req.resume();
+      await closed;
+    }
     const sse = await createSession(req, res, {
       retry: null,
       keepAlive: 10_000,
@@ -51,7 +59,7 @@ export function executeRouter(deps: Deps, json: RequestHandler): Router {
     });
     let seq = 0;
     const send = (event: string, data: unknown) => {
-      if (signal.aborted || res.writableEnded) return;
+      if (signal.aborted || res.writableEnded || !sse.isConnected) return;
       seq += 1;
       sse.push(data, event, String(seq));
     };
