@@ -1,0 +1,13 @@
+/**
+ * The shared backend conformance suite (core/testing) against DockerBackend on the real
+ * engine. The suite deletes every session it creates; one-shot containers are removed by
+ * the backend itself.
+ */
+import { describeBackendConformance } from "@code-interpreter/core/testing";
+import { makeBackend } from "./helpers.js";
+
+describeBackendConformance(
+  "docker (real engine)",
+  async () => ({ backend: makeBackend({ sessionMaxLifetimeSeconds: 3600 }), cleanup: async () => undefined }),
+  { sessionMaxLifetimeSeconds: 3600 },
+);
