@@ -1,0 +1,182 @@
+// code-interpreter benchmark: our overhead as ratios against raw Docker, measured in the same
+// process against the same engine and image, so machine speed cancels out.
+//
+//   pnpm bench                      (from the repo root, after `pnpm run setup`)
+//   BENCH_ITERATIONS=30 pnpm bench
+//
+// Pairs (ours / baseline):
+//   one-shot   POST /v1/execute (HTTP, full API)      vs  raw `docker run --rm` of the same code
+//   one-shot   backend.execute()                       vs  raw `docker run --rm`
+//   session    POST /v1/sessions/{id}/execute (HTTP)   vs  raw `docker exec` in a running container
+//   session    POST + DELETE /v1/sessions (HTTP)       vs  raw container create+start+remove
+// Writes bench-results.json beside the current directory's package and prints a table.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import Dockerode from "dockerode";
+import { loadConfig, executorLimits } from "@code-interpreter/core";
+import { createDockerBackend } from "@code-interpreter/backend-docker";
+import { LocalFileStore } from "@code-interpreter/files-client";
+import { createApp } from "../dist/index.js";
+
+const N = Number(process.env.BENCH_ITERATIONS ?? 15);
+const WARMUP = 2;
+const CODE = "print(sum(range(1000)))";
+const config = loadConfig({ LOG_LEVEL: "silent", MAX_SESSIONS: "0" });
+const image = config.executorImage;
+const docker = new Dockerode();
+
+async function time(fn) {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+async function measure(name, fn) {
+  for (let i = 0; i < WARMUP; i++) await fn();
+  const samples = [];
+  for (let i = 0; i < N; i++) samples.push(await time(fn));
+  samples.sort((a, b) => a - b);
+  const q = (p) => samples[Math.min(samples.length - 1, Math.floor(p * samples.length))];
+  return { name, n: N, median: q(0.5), p90: q(0.9), min: samples[0] };
+}
+
+function drain(stream) {
+  const out = new PassThrough();
+  docker.modem.demuxStream(stream, out, out);
+  out.resume();
+}
+
+// Baselines: what a caller would do with plain Docker.
+async function rawDockerRun() {
+  const c = await docker.createContainer({
+    Image: image,
+    Cmd: ["python3", "-c", CODE],
+    HostConfig: { NetworkMode: "none" },
+  });
+  const stream = await c.attach({ stream: true, stdout: true, stderr: true });
+  drain(stream);
+  await c.start();
+  await c.wait();
+  await c.remove({ force: true });
+}
+
+async function rawContainerLifecycle() {
+  const c = await docker.createContainer({
+    Image: image,
+    Cmd: ["sleep", "60"],
+    HostConfig: { NetworkMode: "none" },
+  });
+  await c.start();
+  await c.remove({ force: true });
+}
+
+async function main() {
+  await docker.ping();
+  const dir = mkdtempSync(join(tmpdir(), "ci-bench-"));
+  const files = new LocalFileStore({ dir, maxFileBytes: config.maxFileSizeBytes, ttlSeconds: 600 });
+  const backend = createDockerBackend({
+    image,
+    limits: executorLimits(config),
+    sessionMaxLifetimeSeconds: config.sessionMaxLifetimeSeconds,
+    maxFileBytes: config.maxFileSizeBytes,
+  });
+  const app = createApp({ backend, files, config });
+  const server = await new Promise((resolve) => {
+    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const post = async (path, body) => {
+    const r = await fetch(base + path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const json = await r.json();
+    if (!r.ok) throw new Error(`${path}: ${r.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+
+  const execBase = await docker.createContainer({
+    Image: image,
+    Cmd: ["sleep", "3600"],
+    HostConfig: { NetworkMode: "none" },
+  });
+  await execBase.start();
+  const rawExec = async () => {
+    const e = await execBase.exec({ Cmd: ["python3", "-c", CODE], AttachStdout: true, AttachStderr: true });
+    const s = await e.start({ hijack: true, stdin: false });
+    await new Promise((resolve) => {
+      drain(s);
+      s.on("end", resolve);
+    });
+    await e.inspect();
+  };
+  const session = await post("/v1/sessions", {});
+
+  const rows = [];
+  try {
+    const rawRun = await measure("raw docker run --rm", rawDockerRun);
+    const rawEx = await measure("raw docker exec", rawExec);
+    const rawLife = await measure("raw container create+start+remove", rawContainerLifecycle);
+    const pairs = [
+      [await measure("API POST /v1/execute", () => post("/v1/execute", { code: CODE })), rawRun],
+      [
+        await measure("backend.execute()", () =>
+          backend.execute({
+            language: "python",
+            code: CODE,
+            timeoutMs: 10_000,
+            maxOutputBytes: 1e6,
+            files: [],
+          }),
+        ),
+        rawRun,
+      ],
+      [
+        await measure("API POST /v1/sessions/{id}/execute", () =>
+          post(`/v1/sessions/${session.session_id}/execute`, { code: CODE }),
+        ),
+        rawEx,
+      ],
+      [
+        await measure("API POST+DELETE /v1/sessions", async () => {
+          const s = await post("/v1/sessions", {});
+          const r = await fetch(`${base}/v1/sessions/${s.session_id}`, { method: "DELETE" });
+          if (r.status !== 204) throw new Error(`delete: ${r.status}`);
+        }),
+        rawLife,
+      ],
+    ];
+    for (const [ours, baseline] of pairs) {
+      rows.push({
+        ...ours,
+        baseline: baseline.name,
+        baselineMedian: baseline.median,
+        ratio: ours.median / baseline.median,
+      });
+    }
+  } finally {
+    await fetch(`${base}/v1/sessions/${session.session_id}`, { method: "DELETE" }).catch(() => undefined);
+    await execBase.remove({ force: true }).catch(() => undefined);
+    server.close();
+    await backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  console.log(`\ncode-interpreter benchmark (${N} iterations after ${WARMUP} warm-up, medians in ms)\n`);
+  console.log("| ours | median | p90 | baseline | median | ratio |");
+  console.log("| --- | ---: | ---: | --- | ---: | ---: |");
+  for (const r of rows) {
+    console.log(
+      `| ${r.name} | ${r.median.toFixed(0)} | ${r.p90.toFixed(0)} | ${r.baseline} | ${r.baselineMedian.toFixed(0)} | ${r.ratio.toFixed(2)}x |`,
+    );
+  }
+  writeFileSync("bench-results.json", JSON.stringify({ iterations: N, rows }, null, 2) + "\n");
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
