@@ -176,6 +176,20 @@ describe("session files", () => {
     expect(list).toContainEqual({ path: "up/load.bin", kind: "file", sizeBytes: data.length });
   });
 
+  it("moves large files both ways intact, also to a slow reader", async () => {
+    const data = randomBytes(8 * 1024 * 1024);
+    await backend.writeSessionFile(id, "big.bin", { size: data.length, content: Readable.from([data]) });
+    const f = await backend.readSessionFile(id, "big.bin");
+    expect(f.sizeBytes).toBe(data.length);
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const chunk of f.content) {
+      parts.push(chunk as Buffer);
+      if (++n % 16 === 0) await new Promise((r) => setTimeout(r, 5)); // a slow consumer
+    }
+    expect(Buffer.concat(parts).equals(data)).toBe(true);
+  });
+
   it("reports a missing path as NotFoundError", async () => {
     await expect(backend.readSessionFile(id, "nope/missing.txt")).rejects.toBeInstanceOf(NotFoundError);
     await expect(backend.readSessionFile(id, "up")).rejects.toBeInstanceOf(NotFoundError);
