@@ -301,13 +301,16 @@ export class DockerBackend implements Backend {
     const labels = inspect.Config?.Labels ?? {};
     if (!hasComponentLabels(labels, "session")) throw new SessionNotFoundError(id);
     if (!inScope({ owner: labels[LABEL_OWNER] ?? null }, scope)) throw new SessionNotFoundError(id);
+    // An expired or stopped session is already gone for the caller (404, like every other
+    // call); its container is removed all the same.
+    const live = await this.isLive(inspect, id, labels);
     let outcome: RemoveOutcome;
     try {
       outcome = await this.forceRemove(inspect.Id);
     } catch (err) {
       throw mapSessionError(err, id, "deleting the session");
     }
-    if (outcome === "gone") throw new SessionNotFoundError(id);
+    if (outcome === "gone" || !live) throw new SessionNotFoundError(id);
     this.logger.info({ sessionId: id }, "session deleted");
   }
 
@@ -561,6 +564,28 @@ export class DockerBackend implements Backend {
       throw new SessionNotFoundError(id);
     }
     return { info, labels, containerId: inspect.Id, transport };
+  }
+
+  /**
+   * For deleteSession: false when the session is stopped or expired. The labels alone give the
+   * earliest possible deadline (the state record only moves it later), so the state is read
+   * only for a session past that. When it cannot be read, the session counts as live.
+   */
+  private async isLive(
+    inspect: Dockerode.ContainerInspectInfo,
+    id: string,
+    labels: Record<string, string>,
+  ): Promise<boolean> {
+    if (!inspect.State?.Running) return false;
+    const base = sessionFromTags(id, labels, null, "running");
+    const now = this.now();
+    if (!base || !isExpired(lifetimeOf(base), now)) return true;
+    try {
+      const info = sessionFromTags(id, labels, await this.readState(this.transport(inspect.Id)), "running");
+      return !info || !isExpired(lifetimeOf(info), now);
+    } catch (err) {
+      return isConnectionError(err) || (await this.stillRunning(inspect.Id));
+    }
   }
 
   private async readState(t: DockerExecTransport): Promise<SessionState> {
