@@ -380,6 +380,8 @@ export class KubernetesBackend implements Backend {
     }
     const info = sessionFromPod(pod);
     if (!info || !inScope(info, scope) || pod.metadata?.deletionTimestamp) throw new SessionNotFoundError(id);
+    // An expired or ended session is already gone for callers (404), but its pod goes now too.
+    const gone = isGone(pod) || isExpired(lifetimeOf(info), this.now());
     try {
       // The uid precondition makes sure we delete exactly the pod whose labels we checked.
       await this.deletePod(id, pod.metadata?.uid);
@@ -387,6 +389,7 @@ export class KubernetesBackend implements Backend {
       if (isNotFound(err) || isConflict(err)) throw new SessionNotFoundError(id);
       throw toCoreError(err, `delete pod ${id}`);
     }
+    if (gone) throw new SessionNotFoundError(id);
     this.log.info({ session: id }, "session deleted");
   }
 

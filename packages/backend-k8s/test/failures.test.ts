@@ -207,6 +207,11 @@ describe("reaper, deletes and the prefix check", () => {
     fake.injectPod(b);
     fake.failNextDelete(NAMESPACE, a.metadata!.name!, "404-race");
     await expect(backend.deleteSession(a.metadata!.name!)).rejects.toBeInstanceOf(SessionNotFoundError);
+    // An expired session: 404 for the caller, but the pod is deleted all the same.
+    const expired = expiredSessionPod();
+    fake.injectPod(expired);
+    await expect(backend.deleteSession(expired.metadata!.name!)).rejects.toBeInstanceOf(SessionNotFoundError);
+    await eventually(() => !fake.podNames().includes(expired.metadata!.name!));
     fake.failNextDelete(NAMESPACE, b.metadata!.name!, "500");
     const err = await backend.deleteSession(b.metadata!.name!).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackendError);
