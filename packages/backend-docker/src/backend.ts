@@ -264,18 +264,8 @@ export class DockerBackend implements Backend {
 
   async listSessions(scope?: Scope): Promise<SessionInfo[]> {
     this.assertOpen();
-    const extra: Record<string, string> =
-      typeof scope?.owner === "string" ? { [LABEL_OWNER]: scope.owner } : {};
-    const list = await this.listByLabel("session", extra, false);
+    const candidates = await this.runningSessions(scope);
     const now = this.now();
-    const candidates = list.flatMap((c) => {
-      const name = containerName(c);
-      if (!name || !isSessionId(name) || c.State !== "running") return [];
-      const labels = c.Labels ?? {};
-      const base = sessionFromTags(name, labels, null, "running");
-      if (!base || !inScope(base, scope)) return [];
-      return [{ id: c.Id, name, labels }];
-    });
     const infos = await mapLimit(candidates, this.concurrency, async (c) => {
       try {
         const state = await this.readState(this.transport(c.id));
@@ -292,6 +282,51 @@ export class DockerBackend implements Backend {
     return infos
       .filter((s): s is SessionInfo => s !== null && !isExpired(lifetimeOf(s), now))
       .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  }
+
+  /**
+   * How many live sessions `scope` has — what MAX_SESSIONS counts (listSessions' length, except
+   * that a session whose state cannot be read still counts while its labels say it lives). The labels alone
+   * give a session's earliest possible deadline, so its state is read only when the labels say
+   * it has expired (a keepalive may have extended it): admission stays cheap however many
+   * sessions there are, instead of one exec per session for every create.
+   */
+  async countSessions(scope?: Scope): Promise<number> {
+    this.assertOpen();
+    const now = this.now();
+    const unsure: Array<{ id: string; name: string; labels: Record<string, string> }> = [];
+    let live = 0;
+    for (const c of await this.runningSessions(scope)) {
+      if (isExpired(lifetimeOf(c.base), now)) unsure.push(c);
+      else live += 1;
+    }
+    const checked = await mapLimit(unsure, this.concurrency, async (c) => {
+      try {
+        const info = sessionFromTags(c.name, c.labels, await this.readState(this.transport(c.id)), "running");
+        return info !== null && !isExpired(lifetimeOf(info), now);
+      } catch (err) {
+        if (isConnectionError(err)) throw mapDockerError(err, "counting sessions");
+        return false;
+      }
+    });
+    return live + checked.filter(Boolean).length;
+  }
+
+  /** Running containers that are sessions of `scope`, with what their labels say. */
+  private async runningSessions(
+    scope: Scope | undefined,
+  ): Promise<Array<{ id: string; name: string; labels: Record<string, string>; base: SessionInfo }>> {
+    const extra: Record<string, string> =
+      typeof scope?.owner === "string" ? { [LABEL_OWNER]: scope.owner } : {};
+    const list = await this.listByLabel("session", extra, false);
+    return list.flatMap((c) => {
+      const name = containerName(c);
+      if (!name || !isSessionId(name) || c.State !== "running") return [];
+      const labels = c.Labels ?? {};
+      const base = sessionFromTags(name, labels, null, "running");
+      if (!base || !inScope(base, scope)) return [];
+      return [{ id: c.Id, name, labels, base }];
+    });
   }
 
   async deleteSession(id: string, scope?: Scope): Promise<void> {

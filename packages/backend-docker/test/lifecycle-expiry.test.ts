@@ -1,7 +1,7 @@
 /**
  * Issue 4, backend side: an expired session is "not found" for every call, deleteSession
  * included (which still removes the container), while a session kept alive past its original
- * expiry is not. A second backend with a clock set ahead plays "later", so the keeper (which
+ * expiry is not; countSessions (MAX_SESSIONS) agrees. A second backend with a clock set ahead plays "later", so the keeper (which
  * uses the real clock) has not ended the container yet.
  */
 import { afterAll, describe, expect, it } from "vitest";
@@ -48,5 +48,21 @@ describe("expired sessions", { timeout: 120_000 }, () => {
     await later.deleteSession(s.id);
     expect(await gone(s.id)).toBe(true);
     await expect(backend.deleteSession(s.id)).rejects.toBeInstanceOf(SessionNotFoundError);
+  });
+
+  it("countSessions counts live sessions only, reading state just for the label-expired ones", async () => {
+    const owner = `count-${Date.now()}`;
+    const kept = await backend.createSession(sessionReq({ ttlSeconds: 30, owner }));
+    const lapsed = await backend.createSession(sessionReq({ ttlSeconds: 30, owner }));
+    const long = await backend.createSession(sessionReq({ ttlSeconds: 600, owner }));
+    [kept, lapsed, long].forEach((x) => track(x.id));
+    await backend.keepalive(kept.id, 600);
+    expect(await backend.countSessions({ owner })).toBe(3);
+    expect(await backend.countSessions({ owner: "someone-else" })).toBe(0);
+    // "Later": lapsed has expired; kept only by its state record; long by its labels.
+    expect(await later.countSessions({ owner })).toBe(2);
+    expect((await later.listSessions({ owner })).map((x) => x.id).sort()).toEqual([kept.id, long.id].sort());
+    for (const x of [kept, lapsed, long]) await backend.deleteSession(x.id);
+    expect(await backend.countSessions({ owner })).toBe(0);
   });
 });
