@@ -1,0 +1,95 @@
+/**
+ * The end-to-end suite against the real Docker engine: createApp + createDockerBackend + a
+ * LocalFileStore in a temp dir, on 127.0.0.1:0, with small limits so the heavy tests are quick.
+ * Skipped when no engine answers, unless CI is set (CI always has one).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Dockerode from "dockerode";
+import { describe } from "vitest";
+import { executorLimits, loadConfig } from "@code-interpreter/core";
+import { createDockerBackend } from "@code-interpreter/backend-docker";
+import { LocalFileStore } from "@code-interpreter/files-client";
+import { dockerInspector, trackCreatedContainers } from "./docker-platform.js";
+import { describeApiE2E, type E2EEnv } from "./suite.js";
+import { FaultyFileStore, listenApp } from "./support.js";
+
+const config = loadConfig({
+  LOG_LEVEL: "silent",
+  EXECUTOR_IMAGE: process.env.EXECUTOR_IMAGE ?? "code-interpreter-executor:latest",
+  MAX_OUTPUT_BYTES: "100000",
+  MAX_EXEC_TIMEOUT_MS: "30000",
+  DEFAULT_EXEC_TIMEOUT_MS: "10000",
+  MAX_FILE_SIZE_MB: "10",
+  SESSION_MAX_LIFETIME_SECONDS: "600",
+  MEMORY_LIMIT_MB: "128",
+  CPU_TIME_LIMIT_SEC: "20",
+  // MAX_SESSIONS counts every session on the engine (other suites too): keep it out of the way.
+  MAX_SESSIONS: "10000",
+});
+
+function backendFor(docker: Dockerode) {
+  return createDockerBackend({
+    docker,
+    image: config.executorImage,
+    limits: executorLimits(config),
+    sessionMaxLifetimeSeconds: config.sessionMaxLifetimeSeconds,
+    maxFileBytes: config.maxFileSizeBytes,
+  });
+}
+
+const probe = new Dockerode();
+const engineUp = await probe.ping().then(
+  () => true,
+  () => false,
+);
+
+async function setup(): Promise<E2EEnv> {
+  const dir = await mkdtemp(join(tmpdir(), "ci-api-e2e-docker-"));
+  const files = new FaultyFileStore(
+    new LocalFileStore({ dir, maxFileBytes: config.maxFileSizeBytes, ttlSeconds: config.fileTtlSec }),
+  );
+  const docker = new Dockerode();
+  const created = trackCreatedContainers(docker);
+  const backend = backendFor(docker);
+  const server = await listenApp({ backend, files, config });
+  const inspect = dockerInspector({ docker: new Dockerode(), created, image: config.executorImage });
+
+  return {
+    baseUrl: server.baseUrl,
+    backendKind: "docker",
+    limits: { maxOutputBytes: config.maxOutputBytes, maxExecTimeoutMs: config.maxExecTimeoutMs },
+    inspect,
+    failFileOpen: (fileId) => files.failOpen(fileId),
+    startUnreachable: async () => {
+      // A socket path where no engine answers.
+      const dead = createDockerBackend({
+        socketPath: "/tmp/nope.sock",
+        image: config.executorImage,
+        limits: executorLimits(config),
+        sessionMaxLifetimeSeconds: config.sessionMaxLifetimeSeconds,
+        maxFileBytes: config.maxFileSizeBytes,
+        apiTimeoutMs: 5_000,
+      });
+      const s = await listenApp({ backend: dead, files, config });
+      return {
+        baseUrl: s.baseUrl,
+        close: async () => {
+          await s.close();
+          await dead.close();
+        },
+      };
+    },
+    close: async () => {
+      await server.close();
+      await backend.close();
+      await inspect.cleanup();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe.skipIf(!engineUp && !process.env.CI)("docker engine", () => {
+  describeApiE2E("docker", setup);
+});

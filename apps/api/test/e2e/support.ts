@@ -1,0 +1,150 @@
+/**
+ * Platform-neutral pieces for the end-to-end runs: a file store wrapper that can be told to
+ * fail, the in-process HTTP server on 127.0.0.1:0, and test data (a real PNG).
+ */
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Readable } from "node:stream";
+import { deflateSync } from "node:zlib";
+import { pino } from "pino";
+import type { Backend, Config } from "@code-interpreter/core";
+import type { FileMeta, FileStore, PutOptions } from "@code-interpreter/files-client";
+import { createApp } from "../../src/index.js";
+
+/**
+ * Delegates to a real store; `open()` fails for the file ids given to `failOpen`, as a disk or
+ * object-store read error would. stat() still answers, so the API accepts the request and the
+ * failure happens while the backend stages the file into a live container/pod.
+ */
+export class FaultyFileStore implements FileStore {
+  private readonly failing = new Set<string>();
+
+  constructor(private readonly inner: FileStore) {}
+
+  get maxFileBytes(): number {
+    return this.inner.maxFileBytes;
+  }
+
+  failOpen(fileId: string): void {
+    this.failing.add(fileId);
+  }
+
+  put(content: Readable | Buffer, opts: PutOptions): Promise<FileMeta> {
+    return this.inner.put(content, opts);
+  }
+
+  stat(fileId: string, owner?: string | null): Promise<FileMeta> {
+    return this.inner.stat(fileId, owner);
+  }
+
+  async open(fileId: string, owner?: string | null): Promise<{ meta: FileMeta; content: Readable }> {
+    if (this.failing.has(fileId)) {
+      throw Object.assign(new Error(`EIO: i/o error, open file ${fileId} (injected by the e2e test)`), {
+        code: "EIO",
+      });
+    }
+    return this.inner.open(fileId, owner);
+  }
+
+  list(owner?: string | null): Promise<FileMeta[]> {
+    return this.inner.list(owner);
+  }
+
+  delete(fileId: string, owner?: string | null): Promise<void> {
+    return this.inner.delete(fileId, owner);
+  }
+
+  sweep(now?: number): Promise<number> {
+    return this.inner.sweep(now);
+  }
+
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+}
+
+export interface RunningHttp {
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+/** createApp on a plain node:http server listening on 127.0.0.1, port 0. */
+export async function listenApp(opts: {
+  backend: Backend;
+  files: FileStore;
+  config: Config;
+}): Promise<RunningHttp> {
+  const app = createApp({ ...opts, logger: pino({ level: process.env.E2E_LOG_LEVEL ?? "silent" }) });
+  const server: Server = createServer(app);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+// ------------------------------------------------------------------ a real PNG
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(buf: Buffer): number {
+  let c = 0xffffffff;
+  for (const byte of buf) c = CRC_TABLE[(c ^ byte) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function chunk(type: string, data: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, "latin1"), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([len, body, crc]);
+}
+
+/**
+ * A valid RGB PNG (signature, IHDR, zlib IDAT, IEND, correct CRCs) with a gradient, so the
+ * bytes cover the whole 0..255 range, including \r, \n and NUL.
+ */
+export function makePng(width = 64, height = 48): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // colour type: truecolour
+  ihdr[10] = 0; // compression
+  ihdr[11] = 0; // filter
+  ihdr[12] = 0; // interlace
+  const raw = Buffer.alloc(height * (1 + width * 3));
+  for (let y = 0; y < height; y++) {
+    const row = y * (1 + width * 3);
+    raw[row] = 0; // filter: none
+    for (let x = 0; x < width; x++) {
+      const p = row + 1 + x * 3;
+      raw[p] = (x * 4) & 0xff;
+      raw[p + 1] = (y * 5) & 0xff;
+      raw[p + 2] = (x * y) & 0xff;
+    }
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
