@@ -202,7 +202,6 @@ export class DockerBackend implements Backend {
       return await runCode(transport, req, {
         cpuSeconds: this.limits.cpuTimeLimitSec,
         maxFileBytes: this.maxFileBytes,
-        collectAfterKill: false,
         kill: async () => {
           await this.removeAndWait(container.id);
         },
@@ -382,7 +381,6 @@ export class DockerBackend implements Backend {
         const result = await runCode(s.transport, req, {
           cpuSeconds: this.limits.cpuTimeLimitSec,
           maxFileBytes: this.maxFileBytes,
-          collectAfterKill: true,
           onStarted: () => {
             touched = this.touch(s);
           },

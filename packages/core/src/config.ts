@@ -28,14 +28,12 @@ const bool = z
   .pipe(z.enum(["1", "0", "true", "false", "yes", "no", "on", "off"]))
   .transform((v) => ["1", "true", "yes", "on"].includes(v));
 
-const list = z
-  .string()
-  .transform((v) =>
-    v
-      .split(",")
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
+const list = z.string().transform((v) =>
+  v
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 
 /** Environment variable name → schema, with defaults applied to absent (or empty) variables. */
 const envSchema = z.object({

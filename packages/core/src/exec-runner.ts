@@ -19,10 +19,11 @@ import type {
 import { BackendError, NotFoundError } from "./errors.js";
 import {
   KILL_DRAIN_MS,
+  RUNNER_BACKSTOP_MS,
   MAX_COLLECTED_FILES,
   MAX_LISTED_ENTRIES,
   executorCommands,
-  runnerStdin,
+  runnerInput,
 } from "./executor-scripts.js";
 import { OutputLimiter } from "./output.js";
 
@@ -138,65 +139,108 @@ export async function stageFiles(t: ExecTransport, files: readonly StagedFile[])
 export interface RunOptions {
   cpuSeconds: number;
   /**
-   * How to stop the program on timeout/abort. Sessions kill the process group inside the
-   * container; one-shot runs remove the whole container. Defaults to the in-container kill.
+   * How to stop the program when the caller aborts, or when the runner itself does not answer
+   * (backstop). Sessions kill the program's processes inside the container; one-shot runs
+   * remove the whole container. Defaults to the in-container kill.
    */
   kill?: (execId: string) => Promise<void>;
-  /** Whether the workspace can still be read after a kill (false when kill removes the container). */
-  collectAfterKill?: boolean;
   /** Per-file cap for collected files (the file store's limit). */
   maxFileBytes: number;
   /** Called once the program is running (e.g. to record session activity in parallel). */
   onStarted?: () => void;
 }
 
-/** Runs code through the runner script with every rule of the REST contract applied. */
+/** Frame kinds written by the runner (see RUNNER_PY). */
+const FRAME_STDOUT = 0x31; // "1"
+const FRAME_STDERR = 0x32; // "2"
+const FRAME_FILES = 0x46; // "F"
+const FRAME_EXIT = 0x58; // "X"
+
+interface ExitRecord {
+  exit_code: number | null;
+  timed_out: boolean;
+  duration_ms: number;
+}
+
+/**
+ * Runs code through the runner script with every rule of the REST contract applied: one exec
+ * carries the program's output, the collected files and the exit record.
+ */
 export async function runCode(t: ExecTransport, req: ExecRequest, opts: RunOptions): Promise<ExecResult> {
   const execId = randomUUID();
-  const collect = !!req.collectFiles;
+  const sink = req.collectFiles;
   const cmd = executorCommands.run({
     execId,
     language: req.language,
     cpuSeconds: opts.cpuSeconds,
     lastLineInteractive: req.language === "python" && req.lastLineInteractive !== false,
-    snapshot: collect,
+    collect: !!sink,
+    timeoutMs: req.timeoutMs,
+    // One byte past the limit lets the limiter see (and mark) the cut.
+    forwardLimitBytes: req.maxOutputBytes + 1,
+    maxFiles: MAX_COLLECTED_FILES,
+    maxFileBytes: opts.maxFileBytes,
   });
   const out = new OutputLimiter(req.maxOutputBytes);
   const err = new OutputLimiter(req.maxOutputBytes);
   const started = Date.now();
   if (req.signal?.aborted) throw new BackendError("the request was cancelled");
-  const proc = await t.exec(cmd, { stdin: runnerStdin(req.code, req.stdin) });
+  const proc = await t.exec(cmd, { stdin: runnerInput(req.code, req.stdin) });
   opts.onStarted?.();
-  const forward = (limiter: OutputLimiter, stream: "stdout" | "stderr") => (b: Buffer) => {
+
+  let exit: ExitRecord | null = null;
+  let tarStream: PassThrough | null = null;
+  let collecting: Promise<ProducedFile[]> | null = null;
+  const runnerErr: Buffer[] = [];
+  let runnerErrBytes = 0;
+  const emit = (limiter: OutputLimiter, stream: "stdout" | "stderr", b: Buffer) => {
     const text = limiter.push(b);
     if (text && req.onOutput) req.onOutput({ stream, data: text });
   };
-  proc.stdout.on("data", forward(out, "stdout"));
-  proc.stderr.on("data", forward(err, "stderr"));
+  const parser = new FrameParser((kind, payload) => {
+    if (kind === FRAME_STDOUT) emit(out, "stdout", payload);
+    else if (kind === FRAME_STDERR) emit(err, "stderr", payload);
+    else if (kind === FRAME_FILES && sink) {
+      if (!tarStream) {
+        tarStream = new PassThrough();
+        collecting = extractFiles(tarStream, sink);
+        collecting.catch(() => undefined);
+      }
+      if (!tarStream.write(payload)) {
+        proc.stdout.pause();
+        tarStream.once("drain", () => proc.stdout.resume());
+      }
+    } else if (kind === FRAME_EXIT) {
+      try {
+        exit = JSON.parse(payload.toString("utf8")) as ExitRecord;
+      } catch {
+        exit = null;
+      }
+    }
+  });
+  proc.stdout.on("data", (b: Buffer) => parser.push(b));
+  proc.stderr.on("data", (b: Buffer) => {
+    // The runner's own complaints (never the program's output): kept for diagnostics.
+    if (runnerErrBytes < 8192) runnerErr.push(b);
+    runnerErrBytes += b.length;
+  });
   proc.stdout.on("error", () => undefined);
   proc.stderr.on("error", () => undefined);
 
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
-  const stop = new Promise<"timeout" | "abort">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), req.timeoutMs);
+  const stop = new Promise<"backstop" | "abort">((resolve) => {
+    timer = setTimeout(() => resolve("backstop"), req.timeoutMs + RUNNER_BACKSTOP_MS);
     if (req.signal) {
       onAbort = () => resolve("abort");
       req.signal.addEventListener("abort", onAbort, { once: true });
     }
   });
-  const outcome = await Promise.race([proc.done.then((code) => ({ code })), stop]);
+  const outcome = await Promise.race([proc.done.then(() => "done" as const), stop]);
   clearTimeout(timer);
   if (onAbort) req.signal?.removeEventListener("abort", onAbort);
 
-  let exitCode: number | null = null;
-  let timedOut = false;
-  let killed = false;
-  if (typeof outcome === "object") {
-    exitCode = outcome.code;
-  } else {
-    killed = true;
-    timedOut = outcome === "timeout";
+  if (outcome !== "done") {
     const kill =
       opts.kill ?? ((id: string) => execCapture(t, executorCommands.kill(id)).then(() => undefined));
     await kill(execId).catch(() => undefined);
@@ -204,23 +248,61 @@ export async function runCode(t: ExecTransport, req: ExecRequest, opts: RunOptio
     await Promise.race([proc.done.catch(() => null), delay(KILL_DRAIN_MS)]);
     proc.destroy();
   }
-  const durationMs = Date.now() - started;
-
+  (tarStream as PassThrough | null)?.end();
   let files: ProducedFile[] = [];
-  if (collect && req.collectFiles && (!killed || opts.collectAfterKill) && !req.signal?.aborted) {
-    files = await collectFiles(t, execId, req.collectFiles, opts.maxFileBytes);
+  if (collecting) {
+    try {
+      files = await (collecting as Promise<ProducedFile[]>);
+    } catch (e) {
+      if (outcome === "done")
+        throw new BackendError(`collecting output files failed: ${(e as Error).message}`);
+    }
   }
-  return { stdout: out.text(), stderr: err.text(), exitCode, timedOut, durationMs, files };
+  const record = exit as ExitRecord | null;
+  if (outcome === "done" && !record) {
+    const why = Buffer.concat(runnerErr).toString("utf8").trim().slice(0, 2000);
+    // The program (or the platform) killed the runner: report it like a crashed program.
+    return {
+      stdout: out.text(),
+      stderr: err.text() + (why ? `${err.text() ? "\n" : ""}${why}` : ""),
+      exitCode: null,
+      timedOut: false,
+      durationMs: Date.now() - started,
+      files,
+    };
+  }
+  return {
+    stdout: out.text(),
+    stderr: err.text(),
+    exitCode: record ? record.exit_code : null,
+    timedOut: record ? record.timed_out : outcome === "backstop",
+    durationMs: record ? record.duration_ms : Date.now() - started,
+    files,
+  };
 }
 
-async function collectFiles(
-  t: ExecTransport,
-  execId: string,
+/** Splits the runner's stdout into frames (kind byte, 4-byte big-endian length, payload). */
+class FrameParser {
+  private buf: Buffer = Buffer.alloc(0);
+  constructor(private readonly onFrame: (kind: number, payload: Buffer) => void) {}
+
+  push(chunk: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    let off = 0;
+    while (this.buf.length - off >= 5) {
+      const len = this.buf.readUInt32BE(off + 1);
+      if (this.buf.length - off < 5 + len) break;
+      this.onFrame(this.buf[off] as number, this.buf.subarray(off + 5, off + 5 + len));
+      off += 5 + len;
+    }
+    this.buf = off ? Buffer.from(this.buf.subarray(off)) : this.buf;
+  }
+}
+
+async function extractFiles(
+  tarBytes: Readable,
   sink: NonNullable<ExecRequest["collectFiles"]>,
-  maxFileBytes: number,
 ): Promise<ProducedFile[]> {
-  const proc = await t.exec(executorCommands.collect(execId, MAX_COLLECTED_FILES, maxFileBytes));
-  proc.stderr.resume();
   const files: ProducedFile[] = [];
   const extract = tar.extract();
   extract.on("entry", (header, stream, next) => {
@@ -241,13 +323,7 @@ async function collectFiles(
         next(e as Error);
       });
   });
-  try {
-    await pipeline(proc.stdout, extract);
-  } catch (e) {
-    proc.destroy();
-    throw new BackendError(`collecting output files failed: ${(e as Error).message}`);
-  }
-  await proc.done.catch(() => null);
+  await pipeline(tarBytes, extract);
   return files;
 }
 

@@ -4,16 +4,18 @@
  * tar and coreutils works) and gives Docker and Kubernetes exactly the same behaviour.
  *
  * Protocols (all paths are under /workspace, checked by assertSafeWorkspacePath first):
- * - RUNNER: argv mode(python|bash) execId cpuSeconds interactive(1|0) snapshot(1|0);
+ * - RUNNER: argv mode(python|bash) execId cpuSeconds interactive(1|0) collect(1|0) timeoutMs
+ *   forwardLimitBytes maxFiles maxFileBytes;
  *   stdin = "<codeBytes> <stdinBytes>\n" + the UTF-8 code + the program's stdin bytes. The
  *   runner hands the program exactly those stdin bytes followed by EOF, so no transport
- *   needs to half-close its stdin.
- *   Becomes a session leader, writes its pid to /tmp/.code-interpreter/<execId>.pid,
- *   optionally snapshots /workspace, then runs the code in /workspace.
+ *   needs to half-close its stdin. It forks the program into its own process group, relays
+ *   its output, enforces the timeout itself (SIGKILL to the group and to every process
+ *   tagged with the exec id), then, when asked, streams a tar of the files created or
+ *   changed in /workspace. Everything it writes is framed: kind byte, 4-byte big-endian
+ *   length, payload — "1" stdout, "2" stderr, "F" tar bytes, "X" the final JSON
+ *   {exit_code, timed_out, duration_ms}. One exec per run, whatever the platform.
  * - KILL: argv execId; SIGKILLs the runner's process group and every process whose
  *   environment carries CODE_INTERPRETER_EXEC_ID=<execId>.
- * - COLLECT: argv execId maxFiles maxBytes; writes to stdout a tar (PAX) of regular files
- *   created or changed since the runner's snapshot.
  * - LIST: argv maxEntries; prints JSON [[path, "file"|"directory", size], ...].
  * - READ: argv path; prints "<size>\n" then the bytes; exit 2 = missing, 3 = not a regular file.
  * - STATE: argv statePath read|touch|extend [ms]; prints the state JSON after the change.
@@ -28,23 +30,27 @@ export const STATE_DIR = "/run/code-interpreter";
 export const STATE_FILE = `${STATE_DIR}/state.json`;
 
 export const RUNNER_PY = String.raw`
-import os, sys, json, stat
+import os, sys, json, stat, signal, select, struct, time
 CTL = "/tmp/.code-interpreter"
 WS = "/workspace"
 
-def snapshot(path):
-    snap = {}
-    for root, dirs, files in os.walk(WS):
-        for name in files:
-            full = os.path.join(root, name)
-            try:
-                st = os.lstat(full)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                snap[os.path.relpath(full, WS)] = [st.st_size, st.st_mtime_ns, st.st_ino]
-    with open(path, "w") as f:
-        json.dump(snap, f)
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+class FrameFile:
+    def __init__(self, kind):
+        self.kind = kind
+    def write(self, data):
+        view = memoryview(data)
+        for i in range(0, len(view), 1 << 16):
+            chunk = bytes(view[i:i + (1 << 16)])
+            write_all(1, self.kind + struct.pack(">I", len(chunk)) + chunk)
+        return len(data)
+    def flush(self):
+        pass
 
 def read_exact(n):
     buf = bytearray()
@@ -70,17 +76,83 @@ def read_request(exec_id):
     path = os.path.join(CTL, exec_id + ".stdin")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.write(fd, data)
+        write_all(fd, data)
         os.close(fd)
         fd = os.open(path, os.O_RDONLY)
         os.unlink(path)
-        os.dup2(fd, 0)
-        os.close(fd)
     except OSError:
         fd = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(fd, 0)
-        os.close(fd)
+    os.dup2(fd, 0)
+    os.close(fd)
     return code
+
+def snapshot():
+    snap = {}
+    for root, dirs, files in os.walk(WS):
+        for name in files:
+            full = os.path.join(root, name)
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                snap[os.path.relpath(full, WS)] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return snap
+
+def collect(snap, max_files, max_bytes):
+    import io, tarfile
+    out = tarfile.open(fileobj=FrameFile(b"F"), mode="w|", format=tarfile.PAX_FORMAT)
+    count = 0
+    for root, dirs, files in os.walk(WS):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, WS)
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or snap.get(rel) == (st.st_size, st.st_mtime_ns, st.st_ino):
+                continue
+            if st.st_size > max_bytes or count >= max_files:
+                continue
+            try:
+                fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            with os.fdopen(fd, "rb") as f:
+                data = f.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                continue
+            ti = tarfile.TarInfo(rel)
+            ti.size = len(data)
+            ti.mtime = int(st.st_mtime)
+            ti.mode = 0o644
+            out.addfile(ti, io.BytesIO(data))
+            count += 1
+    out.close()
+
+def kill_all(exec_id, pgid):
+    tag = ("CODE_INTERPRETER_EXEC_ID=" + exec_id).encode()
+    me = os.getpid()
+    for _ in range(3):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+        for p in os.listdir("/proc"):
+            if not p.isdigit() or int(p) == me:
+                continue
+            try:
+                with open("/proc/" + p + "/environ", "rb") as f:
+                    env = f.read().split(b"\0")
+            except OSError:
+                continue
+            if tag in env:
+                try:
+                    os.kill(int(p), signal.SIGKILL)
+                except OSError:
+                    pass
 
 def run_python(code, interactive):
     import ast, builtins, linecache, traceback
@@ -113,25 +185,10 @@ def run_python(code, interactive):
         sys.stdout.flush()
         sys.exit(1)
 
-def main():
-    mode, exec_id, cpu, interactive, snap = sys.argv[1:6]
-    try:
-        os.setsid()
-    except OSError:
-        pass
-    try:
-        os.makedirs(CTL, mode=0o700, exist_ok=True)
-        with open(os.path.join(CTL, exec_id + ".pid"), "w") as f:
-            f.write(str(os.getpid()))
-    except OSError:
-        pass
-    code = read_request(exec_id)
-    if snap == "1":
-        try:
-            snapshot(os.path.join(CTL, exec_id + ".snap"))
-        except OSError:
-            pass
-    cpu = int(cpu)
+def child(mode, code, interactive, cpu, out_w, err_w):
+    os.setpgid(0, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
     if cpu > 0:
         import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
@@ -140,14 +197,130 @@ def main():
             resource.setrlimit(resource.RLIMIT_CPU, (lim, lim if hard != resource.RLIM_INFINITY else lim + 1))
         except (ValueError, OSError):
             pass
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if mode == "bash":
+        os.execvp("bash", ["bash", "-c", code])
+    # Fresh, unbuffered (write-through) text streams on the new descriptors, as python3 -u:
+    # output reaches the caller while the program runs.
+    import io
+    def text_out(fd):
+        return io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8",
+                                errors="backslashreplace", line_buffering=True, write_through=True)
+    sys.stdout = text_out(1)
+    sys.stderr = text_out(2)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="replace")
     try:
-        os.chdir(WS)
+        run_python(code, interactive)
+    except SystemExit as e:
+        c = e.code
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        if c is None:
+            os._exit(0)
+        if isinstance(c, int):
+            os._exit(c & 0xFF)
+        sys.stderr.write(str(c) + "\n")
+        sys.stderr.flush()
+        os._exit(1)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+    os._exit(0)
+
+def main():
+    (mode, exec_id, cpu, interactive, want_files, timeout_ms,
+     forward_limit, max_files, max_bytes) = sys.argv[1:10]
+    cpu, timeout_ms, forward_limit = int(cpu), int(timeout_ms), int(forward_limit)
+    try:
+        os.makedirs(CTL, mode=0o700, exist_ok=True)
     except OSError:
         pass
-    if mode == "bash":
-        sys.stdout.flush()
-        os.execvp("bash", ["bash", "-c", code])
-    run_python(code, interactive == "1")
+    code = read_request(exec_id)
+    snap = snapshot() if want_files == "1" else None
+    os.chdir(WS) if os.path.isdir(WS) else None
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(out_r)
+        os.close(err_r)
+        try:
+            child(mode, code, interactive == "1", cpu, out_w, err_w)
+        finally:
+            os._exit(127)
+    os.close(out_w)
+    os.close(err_w)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass
+    try:
+        exit_fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        exit_fd = None
+    deadline = started + timeout_ms / 1000.0
+    open_fds = {out_r: b"1", err_r: b"2"}
+    sent = {out_r: 0, err_r: 0}
+    status = None
+    timed_out = False
+    drain_until = None
+    while True:
+        now = time.monotonic()
+        if status is None:
+            got, st = os.waitpid(pid, os.WNOHANG)
+            if got:
+                status = st
+                drain_until = now + 0.2
+        if status is None and now >= deadline:
+            timed_out = True
+            kill_all(exec_id, pid)
+            _, status = os.waitpid(pid, 0)
+            drain_until = time.monotonic() + 0.2
+        if status is not None and (not open_fds or time.monotonic() >= drain_until):
+            break
+        limit = (drain_until if drain_until is not None else deadline) - time.monotonic()
+        waits = list(open_fds) + ([exit_fd] if exit_fd is not None and status is None else [])
+        if exit_fd is None or not waits:
+            limit = min(limit, 0.02)
+        ready, _, _ = select.select(waits, [], [], max(0.0, limit))
+        for fd in ready:
+            if fd == exit_fd:
+                continue
+            try:
+                data = os.read(fd, 1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                del open_fds[fd]
+                os.close(fd)
+                continue
+            room = forward_limit - sent[fd]
+            if room > 0:
+                chunk = data[:room]
+                sent[fd] += len(chunk)
+                write_all(1, open_fds[fd] + struct.pack(">I", len(chunk)) + chunk)
+    for fd in list(open_fds):
+        os.close(fd)
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    if timed_out:
+        exit_code = None
+    elif os.WIFEXITED(status):
+        exit_code = os.WEXITSTATUS(status)
+    else:
+        exit_code = 128 + os.WTERMSIG(status)
+    if snap is not None:
+        try:
+            collect(snap, int(max_files), int(max_bytes))
+        except Exception as e:
+            sys.stderr.write("collecting files failed: %s\n" % e)
+    msg = json.dumps({"exit_code": exit_code, "timed_out": timed_out, "duration_ms": elapsed_ms}).encode()
+    write_all(1, b"X" + struct.pack(">I", len(msg)) + msg)
 
 main()
 `;
@@ -182,56 +355,6 @@ for _ in range(3):
                 os.kill(int(p), signal.SIGKILL)
             except OSError:
                 pass
-`;
-
-export const COLLECT_PY = String.raw`
-import os, sys, json, stat, tarfile
-eid, max_files, max_bytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-WS = "/workspace"
-try:
-    with open("/tmp/.code-interpreter/" + eid + ".snap") as f:
-        snap = json.load(f)
-except (OSError, ValueError):
-    snap = {}
-out = tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT)
-count = 0
-skipped = []
-for root, dirs, files in os.walk(WS):
-    dirs.sort()
-    for name in sorted(files):
-        full = os.path.join(root, name)
-        rel = os.path.relpath(full, WS)
-        try:
-            st = os.lstat(full)
-        except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        if snap.get(rel) == [st.st_size, st.st_mtime_ns, st.st_ino]:
-            continue
-        if st.st_size > max_bytes or count >= max_files:
-            skipped.append(rel)
-            continue
-        try:
-            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        with os.fdopen(fd, "rb") as f:
-            data = f.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            skipped.append(rel)
-            continue
-        import io
-        ti = tarfile.TarInfo(rel)
-        ti.size = len(data)
-        ti.mtime = int(st.st_mtime)
-        ti.mode = 0o644
-        out.addfile(ti, io.BytesIO(data))
-        count += 1
-out.close()
-sys.stdout.flush()
-if skipped:
-    sys.stderr.write(json.dumps({"skipped": skipped}))
 `;
 
 export const LIST_PY = String.raw`
@@ -350,6 +473,24 @@ while True:
     time.sleep(min(2.0, (dl - now) / 1000.0 + 0.05))
 `;
 
+/**
+ * The runner is sent on stdin, ahead of the request, and started by this bootstrap: command
+ * lines stay short (Kubernetes exec carries argv in the URL) and every platform gets the same
+ * bytes.
+ */
+export const RUNNER_BOOTSTRAP_PY = [
+  "import os, sys",
+  "n = int(sys.argv.pop(1))",
+  "b = bytearray()",
+  "while len(b) < n:",
+  "    c = os.read(0, n - len(b))",
+  "    if not c:",
+  "        break",
+  "    b += c",
+  "exec(compile(bytes(b), '<runner>', 'exec'))",
+].join("\n");
+const RUNNER_BYTES = Buffer.from(RUNNER_PY, "utf8");
+
 /** Command lines for the scripts, identical on every backend. */
 export const executorCommands = {
   keeper(args: {
@@ -375,26 +516,32 @@ export const executorCommands = {
     language: "python" | "bash";
     cpuSeconds: number;
     lastLineInteractive: boolean;
-    snapshot: boolean;
+    collect: boolean;
+    timeoutMs: number;
+    forwardLimitBytes: number;
+    maxFiles: number;
+    maxFileBytes: number;
   }): string[] {
     return [
       "env",
       `${EXEC_ID_ENV}=${args.execId}`,
       "python3",
       "-c",
-      RUNNER_PY,
+      RUNNER_BOOTSTRAP_PY,
+      String(RUNNER_BYTES.length),
       args.language,
       args.execId,
       String(args.cpuSeconds),
       args.lastLineInteractive ? "1" : "0",
-      args.snapshot ? "1" : "0",
+      args.collect ? "1" : "0",
+      String(Math.max(1, Math.floor(args.timeoutMs))),
+      String(args.forwardLimitBytes),
+      String(args.maxFiles),
+      String(args.maxFileBytes),
     ];
   },
   kill(execId: string): string[] {
     return ["python3", "-c", KILL_PY, execId];
-  },
-  collect(execId: string, maxFiles: number, maxBytes: number): string[] {
-    return ["python3", "-c", COLLECT_PY, execId, String(maxFiles), String(maxBytes)];
   },
   list(maxEntries: number): string[] {
     return ["python3", "-c", LIST_PY, String(maxEntries)];
@@ -413,7 +560,12 @@ export const executorCommands = {
   },
 };
 
-/** Frames the runner's stdin: "<codeBytes> <stdinBytes>\n", the code, then the program's stdin. */
+/** The whole stdin of a run: the runner's source (for the bootstrap), then the framed request. */
+export function runnerInput(code: string, stdin: string | null | undefined): Buffer {
+  return Buffer.concat([RUNNER_BYTES, runnerStdin(code, stdin)]);
+}
+
+/** Frames the runner's request: "<codeBytes> <stdinBytes>\n", the code, then the program's stdin. */
 export function runnerStdin(code: string, stdin: string | null | undefined): Buffer {
   const body = Buffer.from(code, "utf8");
   const input = Buffer.from(stdin ?? "", "utf8");
@@ -422,6 +574,11 @@ export function runnerStdin(code: string, stdin: string | null | undefined): Buf
 
 /** Grace after a timeout for the killed program's output to drain before the stream is cut. */
 export const KILL_DRAIN_MS = 1000;
+/**
+ * The runner enforces the timeout itself; the backend steps in (kill from outside) only if
+ * the runner has not reported this long after the deadline (e.g. the code killed it).
+ */
+export const RUNNER_BACKSTOP_MS = 3000;
 /** One-shot executors older than their timeout plus this margin are orphans (API crashed). */
 export const EXECUTOR_REAP_MARGIN_MS = 60_000;
 /** Cap on files collected from one execution. */

@@ -63,7 +63,8 @@ export function isExpired(l: Lifetime, now: number): boolean {
 
 /** Why a session ended, for logs. */
 export function expiryReason(l: Lifetime, now: number): "expired" | "idle" | "max-lifetime" | null {
-  if (now >= Math.min(l.expiresAt, l.maxExpiresAt)) return l.maxExpiresAt <= l.expiresAt ? "max-lifetime" : "expired";
+  if (now >= Math.min(l.expiresAt, l.maxExpiresAt))
+    return l.maxExpiresAt <= l.expiresAt ? "max-lifetime" : "expired";
   if (l.idleTimeoutSeconds && now >= l.lastActiveAt + l.idleTimeoutSeconds * 1000) return "idle";
   return null;
 }

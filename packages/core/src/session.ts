@@ -109,7 +109,8 @@ export function parseSessionState(text: string | undefined | null): SessionState
     const o = v as Record<string, unknown>;
     const out: SessionState = {};
     if (typeof o.expiresAt === "number" && Number.isFinite(o.expiresAt)) out.expiresAt = o.expiresAt;
-    if (typeof o.lastActiveAt === "number" && Number.isFinite(o.lastActiveAt)) out.lastActiveAt = o.lastActiveAt;
+    if (typeof o.lastActiveAt === "number" && Number.isFinite(o.lastActiveAt))
+      out.lastActiveAt = o.lastActiveAt;
     return out;
   } catch {
     return {};
