@@ -375,7 +375,7 @@ export class DockerBackend implements Backend {
     this.assertOpen();
     if (!isSessionId(id)) throw new SessionNotFoundError(id);
     return this.mutex.run(id, async () => {
-      const s = await this.loadSession(id, scope);
+      const s = await this.loadSession(id, scope, { needState: false });
       let touched: Promise<void> = Promise.resolve();
       try {
         const result = await runCode(s.transport, req, {
@@ -408,7 +408,7 @@ export class DockerBackend implements Backend {
     }
     if (!isSessionId(id)) throw new SessionNotFoundError(id);
     return this.mutex.run(id, async () => {
-      const s = await this.loadSession(id, scope);
+      const s = await this.loadSession(id, scope, { needState: false });
       try {
         await Promise.all([
           stageFiles(s.transport, [{ path, size: file.size, open: () => Promise.resolve(file.content) }]),
@@ -424,7 +424,7 @@ export class DockerBackend implements Backend {
   async readSessionFile(id: string, path: string, scope?: Scope): Promise<SessionFile> {
     this.assertOpen();
     assertSafeWorkspacePath(path);
-    const s = await this.loadSession(id, scope);
+    const s = await this.loadSession(id, scope, { needState: false });
     try {
       const [file] = await Promise.all([readWorkspaceFile(s.transport, path), this.touch(s)]);
       return file;
@@ -435,7 +435,7 @@ export class DockerBackend implements Backend {
 
   async listSessionFiles(id: string, scope?: Scope): Promise<WorkspaceEntry[]> {
     this.assertOpen();
-    const s = await this.loadSession(id, scope);
+    const s = await this.loadSession(id, scope, { needState: false });
     try {
       const [entries] = await Promise.all([listWorkspace(s.transport), this.touch(s)]);
       return entries;
@@ -568,7 +568,17 @@ export class DockerBackend implements Backend {
    * The checks every session call makes: strict id, the container's name and identity labels,
    * the owner, running, the state record, not expired. Anything else is "not found".
    */
-  private async loadSession(id: string, scope: Scope | undefined): Promise<LoadedSession> {
+  /**
+   * Inspects a session and checks it is ours, in scope, running and not expired. The state file
+   * can only move deadlines later (keepalive, activity), so when the labels alone say the
+   * session is alive it is alive: `needState: false` (exec and file calls) then skips reading
+   * the state; `info` then carries the label view of expiry and activity.
+   */
+  private async loadSession(
+    id: string,
+    scope: Scope | undefined,
+    opts: { needState: boolean } = { needState: true },
+  ): Promise<LoadedSession> {
     if (!isSessionId(id)) throw new SessionNotFoundError(id);
     const inspect = await this.inspectSession(id);
     const labels = inspect.Config?.Labels ?? {};
@@ -581,6 +591,9 @@ export class DockerBackend implements Backend {
       throw new SessionNotFoundError(id);
     }
     const transport = this.transport(inspect.Id);
+    if (!opts.needState && !isExpired(lifetimeOf(base), this.now())) {
+      return { info: base, labels, containerId: inspect.Id, transport };
+    }
     let state: SessionState;
     try {
       state = await this.readState(transport);
