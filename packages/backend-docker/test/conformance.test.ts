@@ -3,7 +3,7 @@
  * engine. The suite deletes every session it creates; one-shot containers are removed by
  * the backend itself.
  */
-import { describeBackendConformance } from "@code-interpreter/core/testing";
+import { describeBackendConformance } from "@code-interpreter/core/testing/conformance";
 import { makeBackend } from "./helpers.js";
 
 describeBackendConformance(

@@ -2,7 +2,7 @@
  * The shared backend conformance suite (core/testing) against KubernetesBackend, driven
  * through the real client-node by the fake apiserver whose pods are Docker containers.
  */
-import { describeBackendConformance } from "@code-interpreter/core/testing";
+import { describeBackendConformance } from "@code-interpreter/core/testing/conformance";
 import { FakeApiServer } from "./fake-apiserver/server.js";
 import { makeBackend } from "./helpers.js";
 
