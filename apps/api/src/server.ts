@@ -89,9 +89,9 @@ export interface RunningServer {
   /** http://host:port with the port actually bound. */
   url: string;
   /**
-   * Graceful stop: stop accepting connections, let in-flight requests finish (at most
-   * config.shutdownTimeoutSeconds, then their sockets are destroyed, which aborts their
-   * executions), stop the reaper, close the backend. Idempotent.
+   * Graceful stop: stop accepting connections and reaper passes, let in-flight requests finish
+   * (at most config.shutdownTimeoutSeconds, then their sockets are destroyed, which aborts their
+   * executions) and a running reaper pass (same deadline), close the backend. Idempotent.
    */
   close(): Promise<void>;
 }
@@ -143,6 +143,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
     draining = true;
+    const deadlineAt = Date.now() + config.shutdownTimeoutSeconds * 1000;
+    // No new reaper passes; one already running may finish while requests drain.
+    const reaperStopped = reaper ? reaper.stop() : Promise.resolve();
     logger.info({ inFlight }, "shutting down: no new connections, waiting for in-flight requests");
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
@@ -161,7 +164,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       logger.warn({ calls: calls.count }, "backend calls still running at shutdown");
     }
     grace.cancel();
-    await reaper?.stop();
+    // A reaper pass over many sessions can take a while: wait for it only until the shutdown
+    // timeout. Leaving it is safe (removals are idempotent; the next process reaps again).
+    const rest = delay(Math.max(0, deadlineAt - Date.now()));
+    if ((await Promise.race([reaperStopped, rest.promise])) === "timeout") {
+      logger.warn("a reaper pass is still running at shutdown: not waiting for it");
+    }
+    rest.cancel();
     await backend.close();
     logger.info("shut down");
   }
