@@ -1,7 +1,7 @@
 /**
  * End to end on the real Docker engine: the API over HTTP (port 0) with the Docker backend
- * and the local file store, as a deployment runs it. Skipped when no engine answers, unless
- * CI is set (CI always has one).
+ * and the local file store, as a deployment runs it. Never skipped: with no engine it fails
+ * and says how to get one.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -29,12 +29,7 @@ const backend = createDockerBackend({
   sessionMaxLifetimeSeconds: config.sessionMaxLifetimeSeconds,
   maxFileBytes: config.maxFileSizeBytes,
 });
-const engineUp = await backend.ping().then(
-  () => true,
-  () => false,
-);
-
-describe.skipIf(!engineUp && !process.env.CI)("API on the real Docker engine", () => {
+describe("API on the real Docker engine", () => {
   let running: RunningServer;
   let dir: string;
   let url: string;
@@ -51,6 +46,9 @@ describe.skipIf(!engineUp && !process.env.CI)("API on the real Docker engine", (
   };
 
   beforeAll(async () => {
+    await backend.ping().catch((err: unknown) => {
+      throw new Error(`no Docker engine answers (${String(err)}): run \`pnpm run setup\` first`);
+    });
     dir = await mkdtemp(join(tmpdir(), "ci-api-e2e-"));
     const files = new LocalFileStore({ dir, maxFileBytes: config.maxFileSizeBytes, ttlSeconds: 600 });
     running = await startServer({

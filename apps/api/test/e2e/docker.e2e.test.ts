@@ -1,13 +1,12 @@
 /**
  * The end-to-end suite against the real Docker engine: createApp + createDockerBackend + a
  * LocalFileStore in a temp dir, on 127.0.0.1:0, with small limits so the heavy tests are quick.
- * Skipped when no engine answers, unless CI is set (CI always has one).
+ * Never skipped: with no engine, setup fails and says how to get one.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
-import { describe } from "vitest";
 import { executorLimits, loadConfig } from "@code-interpreter/core";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
@@ -39,13 +38,10 @@ function backendFor(docker: Dockerode) {
   });
 }
 
-const probe = new Dockerode();
-const engineUp = await probe.ping().then(
-  () => true,
-  () => false,
-);
-
 async function setup(): Promise<E2EEnv> {
+  await new Dockerode().ping().catch((err: unknown) => {
+    throw new Error(`no Docker engine answers (${String(err)}): run \`pnpm run setup\` first`);
+  });
   const dir = await mkdtemp(join(tmpdir(), "ci-api-e2e-docker-"));
   const files = new FaultyFileStore(
     new LocalFileStore({ dir, maxFileBytes: config.maxFileSizeBytes, ttlSeconds: config.fileTtlSec }),
@@ -90,6 +86,4 @@ async function setup(): Promise<E2EEnv> {
   };
 }
 
-describe.skipIf(!engineUp && !process.env.CI)("docker engine", () => {
-  describeApiE2E("docker", setup);
-});
+describeApiE2E("docker", setup);

@@ -359,7 +359,9 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
         // The failure really happened after a container was made (staging), not before.
         const made = createdSince(mark, "code-session-");
         expect(made).toHaveLength(1);
-        for (const n of made) expect(await env.inspect.containerExists(n)).toBe(false);
+        // Docker removes at once; a pod is gone once its grace period has run (1 s).
+        for (const n of made)
+          await waitFor(`${n} to be removed`, async () => !(await env.inspect.containerExists(n)), 5_000);
         const labelled = await env.inspect.listLabelled("session");
         expect(labelled.filter((n) => made.includes(n))).toEqual([]);
         const list = await api("/v1/sessions");
@@ -438,7 +440,11 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
 
           const mine = createdSince(mark, EXECUTOR_NAME_PREFIX);
           expect(mine).toHaveLength(1);
-          expect(await env.inspect.containerExists(mine[0]!)).toBe(false);
+          await waitFor(
+            `executor ${mine[0]} to be removed`,
+            async () => !(await env.inspect.containerExists(mine[0]!)),
+            5_000,
+          );
           expect(await env.inspect.listLabelled("executor")).not.toContain(mine[0]);
         },
       );

@@ -66,6 +66,8 @@ export class FakeApiServer {
   readonly runId = randomUUID().slice(0, 8);
   readonly token: string;
   readonly requests: RequestLogEntry[] = [];
+  /** Names of the pods this server accepted, in order ("namespace/name"). */
+  readonly created: string[] = [];
   behavior: (pod: Json) => PodBehavior;
   private readonly docker: Docker;
   private readonly pods = new Map<string, PodRecord>();
@@ -376,6 +378,7 @@ export class FakeApiServer {
     obj.status = { phase: "Pending", qosClass: qosClass(obj.spec.containers) };
     const rec: PodRecord = { ns, name, obj, stopped: false };
     this.pods.set(key, rec);
+    this.created.push(key);
     this.send(res, obj, 201);
     void this.kubelet(rec).catch((err: unknown) => {
       this.setStatus(rec, { phase: "Failed", reason: "FakeKubeletError", message: String(err) });
