@@ -1,5 +1,6 @@
 // Sums every package's vitest JSON report into one closing line, and fails when a
-// package produced no report (its suite did not run) or ran no test at all.
+// package produced no report (its suite did not run), ran no test at all, or skipped any:
+// a green run that skipped the real-engine tests would be a failure in disguise.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
@@ -26,6 +27,10 @@ for (const dir of dirs) {
   console.log(`[test] ${dir}: ${p} passed, ${f} failed, ${s} skipped`);
   if (p === 0) {
     console.error(`[test] ${dir}: ran no test`);
+    problems++;
+  }
+  if (s > 0) {
+    console.error(`[test] ${dir}: ${s} test(s) skipped; nothing may be skipped here`);
     problems++;
   }
   passed += p;

@@ -333,18 +333,21 @@ describe("LocalFileStore ping and options", () => {
     expect(await readdir(dir)).toEqual([]);
   });
 
-  it.skipIf(process.getuid?.() === 0)(
-    "ping fails with BackendUnavailableError when not writable",
-    async () => {
-      await store.ping();
-      await chmod(dir, 0o500);
-      try {
-        await expect(store.ping()).rejects.toBeInstanceOf(BackendUnavailableError);
-      } finally {
-        await chmod(dir, 0o700);
-      }
-    },
-  );
+  it("ping fails with BackendUnavailableError when the directory is not writable", async () => {
+    if (process.getuid?.() === 0) {
+      // Root ignores file modes: use a directory no one can create files in (procfs).
+      const s = new LocalFileStore({ dir: "/proc/self/fdinfo", maxFileBytes: 10, ttlSeconds: 10 });
+      await expect(s.ping()).rejects.toBeInstanceOf(BackendUnavailableError);
+      return;
+    }
+    await store.ping();
+    await chmod(dir, 0o500);
+    try {
+      await expect(store.ping()).rejects.toBeInstanceOf(BackendUnavailableError);
+    } finally {
+      await chmod(dir, 0o700);
+    }
+  });
 
   it("ping fails with BackendUnavailableError when the path is a file", async () => {
     const file = join(root, "plain-file");
