@@ -5,7 +5,7 @@
  */
 import { PassThrough } from "node:stream";
 import type Dockerode from "dockerode";
-import type { PlatformInspector } from "./suite.js";
+import type { ExecOutput, PlatformInspector } from "./suite.js";
 
 /** Wraps `docker.createContainer` so every requested name is recorded (in order). */
 export function trackCreatedContainers(docker: Dockerode): string[] {
@@ -27,6 +27,39 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of stream) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
   return Buffer.concat(parts);
+}
+
+/** Runs `cmd` in a container through the engine (optionally as `user`); output and exit code. */
+export async function dockerExec(
+  docker: Dockerode,
+  container: Dockerode.Container,
+  cmd: string[],
+  user?: string,
+): Promise<ExecOutput> {
+  const exec = await container.exec({
+    Cmd: cmd,
+    AttachStdin: false,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    ...(user ? { User: user } : {}),
+  });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const out = new PassThrough();
+  const err = new PassThrough();
+  docker.modem.demuxStream(stream, out, err);
+  const outDone = collect(out);
+  const errDone = collect(err);
+  await new Promise<void>((resolve, reject) => {
+    stream.on("end", resolve);
+    stream.on("close", resolve);
+    stream.on("error", reject);
+  });
+  out.end();
+  err.end();
+  const [stdout, stderr] = await Promise.all([outDone, errDone]);
+  const info = await exec.inspect();
+  return { stdout, stderr, exitCode: info.ExitCode ?? -1 };
 }
 
 export interface DockerInspector extends PlatformInspector {
@@ -76,30 +109,7 @@ export function dockerInspector(opts: {
     },
 
     async exec(name, cmd, execOpts = {}) {
-      const exec = await docker.getContainer(name).exec({
-        Cmd: cmd,
-        AttachStdin: false,
-        AttachStdout: true,
-        AttachStderr: true,
-        Tty: false,
-        ...(execOpts.user ? { User: execOpts.user } : {}),
-      });
-      const stream = await exec.start({ hijack: true, stdin: false });
-      const out = new PassThrough();
-      const err = new PassThrough();
-      docker.modem.demuxStream(stream, out, err);
-      const outDone = collect(out);
-      const errDone = collect(err);
-      await new Promise<void>((resolve, reject) => {
-        stream.on("end", resolve);
-        stream.on("close", resolve);
-        stream.on("error", reject);
-      });
-      out.end();
-      err.end();
-      const [stdout, stderr] = await Promise.all([outDone, errDone]);
-      const info = await exec.inspect();
-      return { stdout, stderr, exitCode: info.ExitCode ?? -1 };
+      return dockerExec(docker, docker.getContainer(name), cmd, execOpts.user);
     },
 
     createdNames() {

@@ -12,21 +12,9 @@ import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { dockerInspector, trackCreatedContainers } from "./docker-platform.js";
 import { describeApiE2E, type E2EEnv } from "./suite.js";
-import { FaultyFileStore, listenApp } from "./support.js";
+import { E2E_ENV, FaultyFileStore, listenApp } from "./support.js";
 
-const config = loadConfig({
-  LOG_LEVEL: "silent",
-  EXECUTOR_IMAGE: process.env.EXECUTOR_IMAGE ?? "code-interpreter-executor:latest",
-  MAX_OUTPUT_BYTES: "100000",
-  MAX_EXEC_TIMEOUT_MS: "30000",
-  DEFAULT_EXEC_TIMEOUT_MS: "10000",
-  MAX_FILE_SIZE_MB: "10",
-  SESSION_MAX_LIFETIME_SECONDS: "600",
-  MEMORY_LIMIT_MB: "128",
-  CPU_TIME_LIMIT_SEC: "20",
-  // MAX_SESSIONS counts every session on the engine (other suites too): keep it out of the way.
-  MAX_SESSIONS: "10000",
-});
+const config = loadConfig({ ...E2E_ENV });
 
 function backendFor(docker: Dockerode) {
   return createDockerBackend({
@@ -68,18 +56,10 @@ async function setup(): Promise<E2EEnv> {
         maxFileBytes: config.maxFileSizeBytes,
         apiTimeoutMs: 5_000,
       });
-      const s = await listenApp({ backend: dead, files, config });
-      return {
-        baseUrl: s.baseUrl,
-        close: async () => {
-          await s.close();
-          await dead.close();
-        },
-      };
+      return listenApp({ backend: dead, files, config });
     },
     close: async () => {
       await server.close();
-      await backend.close();
       await inspect.cleanup();
       await rm(dir, { recursive: true, force: true });
     },

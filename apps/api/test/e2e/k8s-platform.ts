@@ -8,8 +8,8 @@
  * path, as the one place where the API's tests reach into a sibling package's tests.
  */
 import { randomUUID } from "node:crypto";
-import { PassThrough } from "node:stream";
 import Dockerode from "dockerode";
+import { dockerExec } from "./docker-platform.js";
 import type { PlatformInspector } from "./suite.js";
 import { FakeApiServer } from "../../../../packages/backend-k8s/test/fake-apiserver/server.js";
 
@@ -18,12 +18,6 @@ export { FakeApiServer };
 interface PodView {
   metadata?: { name?: string; labels?: Record<string, string>; deletionTimestamp?: string };
   status?: { phase?: string };
-}
-
-async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of stream) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
-  return Buffer.concat(parts);
 }
 
 export interface K8sInspector extends PlatformInspector {
@@ -69,28 +63,7 @@ export function k8sInspector(opts: { fake: FakeApiServer; namespace: string; ima
     },
 
     async exec(name, cmd, execOpts = {}) {
-      const container = await containerOf(name);
-      const exec = await container.exec({
-        Cmd: cmd,
-        AttachStdout: true,
-        AttachStderr: true,
-        ...(execOpts.user ? { User: execOpts.user } : {}),
-      });
-      const stream = await exec.start({ hijack: true, stdin: false });
-      const out = new PassThrough();
-      const err = new PassThrough();
-      docker.modem.demuxStream(stream, out, err);
-      const outDone = collect(out);
-      const errDone = collect(err);
-      await new Promise<void>((resolve, reject) => {
-        stream.on("end", resolve);
-        stream.on("close", resolve);
-        stream.on("error", reject);
-      });
-      out.end();
-      err.end();
-      const [stdout, stderr] = await Promise.all([outDone, errDone]);
-      return { stdout, stderr, exitCode: (await exec.inspect()).ExitCode ?? -1 };
+      return dockerExec(docker, await containerOf(name), cmd, execOpts.user);
     },
 
     createdNames() {

@@ -15,26 +15,15 @@ import { LocalFileStore } from "@code-interpreter/files-client";
 import { createBackendFromConfig } from "../../src/index.js";
 import { FakeApiServer, k8sInspector, kubeconfigFor, uniqueNamespace } from "./k8s-platform.js";
 import { describeApiE2E, type E2EEnv } from "./suite.js";
-import { FaultyFileStore, listenApp } from "./support.js";
-
-const IMAGE = process.env.EXECUTOR_IMAGE ?? "code-interpreter-executor:latest";
+import { E2E_ENV, FaultyFileStore, listenApp } from "./support.js";
 
 function configFor(namespace: string) {
   return loadConfig({
-    LOG_LEVEL: "silent",
+    ...E2E_ENV,
     EXECUTOR_BACKEND: "kubernetes",
     KUBERNETES_EXECUTOR_NAMESPACE: namespace,
     KUBERNETES_IMAGE_PULL_POLICY: "IfNotPresent",
     KUBERNETES_POD_READY_TIMEOUT_SEC: "30",
-    EXECUTOR_IMAGE: IMAGE,
-    MAX_OUTPUT_BYTES: "100000",
-    MAX_EXEC_TIMEOUT_MS: "30000",
-    DEFAULT_EXEC_TIMEOUT_MS: "10000",
-    MAX_FILE_SIZE_MB: "10",
-    SESSION_MAX_LIFETIME_SECONDS: "600",
-    MEMORY_LIMIT_MB: "128",
-    CPU_TIME_LIMIT_SEC: "20",
-    MAX_SESSIONS: "10000",
   });
 }
 
@@ -65,7 +54,7 @@ async function setup(): Promise<E2EEnv> {
   await writeFile(kubeconfig, kubeconfigFor(fake, namespace));
   const backend = await backendFromKubeconfig(kubeconfig, namespace);
   const server = await listenApp({ backend, files, config });
-  const inspect = k8sInspector({ fake, namespace, image: IMAGE });
+  const inspect = k8sInspector({ fake, namespace, image: config.executorImage });
 
   return {
     baseUrl: server.baseUrl,
@@ -78,18 +67,10 @@ async function setup(): Promise<E2EEnv> {
       const deadConfig = join(dir, "kubeconfig-dead");
       await writeFile(deadConfig, kubeconfigFor({ url: "http://127.0.0.1:9", token: "x" }, namespace));
       const dead = await backendFromKubeconfig(deadConfig, namespace);
-      const s = await listenApp({ backend: dead, files, config });
-      return {
-        baseUrl: s.baseUrl,
-        close: async () => {
-          await s.close();
-          await dead.close();
-        },
-      };
+      return listenApp({ backend: dead, files, config });
     },
     close: async () => {
       await server.close();
-      await backend.close();
       await inspect.cleanup();
       await fake.stop();
       await rm(dir, { recursive: true, force: true });

@@ -64,12 +64,30 @@ export class FaultyFileStore implements FileStore {
   }
 }
 
+/** The environment every e2e run's API gets (small limits so the heavy tests are quick). */
+export const E2E_ENV: Readonly<Record<string, string>> = {
+  LOG_LEVEL: "silent",
+  EXECUTOR_IMAGE: process.env.EXECUTOR_IMAGE ?? "code-interpreter-executor:latest",
+  MAX_OUTPUT_BYTES: "100000",
+  MAX_EXEC_TIMEOUT_MS: "30000",
+  DEFAULT_EXEC_TIMEOUT_MS: "10000",
+  MAX_FILE_SIZE_MB: "10",
+  SESSION_MAX_LIFETIME_SECONDS: "600",
+  MEMORY_LIMIT_MB: "128",
+  CPU_TIME_LIMIT_SEC: "20",
+  // MAX_SESSIONS counts every session on the engine (other suites too): keep it out of the way.
+  MAX_SESSIONS: "10000",
+};
+
 export interface RunningHttp {
   baseUrl: string;
   close(): Promise<void>;
 }
 
-/** createApp on a plain node:http server listening on 127.0.0.1, port 0. */
+/**
+ * createApp on a plain node:http server listening on 127.0.0.1, port 0. close() stops the
+ * server, then closes the backend (each run builds its backend for exactly one server).
+ */
 export async function listenApp(opts: {
   backend: Backend;
   files: FileStore;
@@ -86,6 +104,7 @@ export async function listenApp(opts: {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      await opts.backend.close();
     },
   };
 }
