@@ -150,7 +150,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const idle = new Promise<void>((resolve) => (inFlight === 0 ? resolve() : idleWaiters.push(resolve)));
-    const deadline = delay(config.shutdownTimeoutSeconds * 1000);
+    const deadline = delay(deadlineAt - Date.now());
     if ((await Promise.race([idle, deadline.promise])) === "timeout") {
       logger.warn({ inFlight }, "shutdown timeout: closing remaining connections");
     }

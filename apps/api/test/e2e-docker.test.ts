@@ -13,6 +13,7 @@ import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { startServer, type RunningServer } from "../src/index.js";
 import { parseSse, testConfig } from "./helpers.js";
+import { requireDockerEngine } from "./e2e/support.js";
 
 const config = testConfig({
   EXECUTOR_IMAGE: process.env.EXECUTOR_IMAGE ?? "code-interpreter-executor:latest",
@@ -46,9 +47,7 @@ describe("API on the real Docker engine", () => {
   };
 
   beforeAll(async () => {
-    await backend.ping().catch((err: unknown) => {
-      throw new Error(`no Docker engine answers (${String(err)}): run \`pnpm run setup\` first`);
-    });
+    await requireDockerEngine();
     dir = await mkdtemp(join(tmpdir(), "ci-api-e2e-"));
     const files = new LocalFileStore({ dir, maxFileBytes: config.maxFileSizeBytes, ttlSeconds: 600 });
     running = await startServer({

@@ -12,7 +12,7 @@ import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { dockerInspector, trackCreatedContainers } from "./docker-platform.js";
 import { describeApiE2E, type E2EEnv } from "./suite.js";
-import { E2E_ENV, FaultyFileStore, listenApp } from "./support.js";
+import { E2E_ENV, FaultyFileStore, listenApp, requireDockerEngine } from "./support.js";
 
 const config = loadConfig({ ...E2E_ENV });
 
@@ -27,9 +27,7 @@ function backendFor(docker: Dockerode) {
 }
 
 async function setup(): Promise<E2EEnv> {
-  await new Dockerode().ping().catch((err: unknown) => {
-    throw new Error(`no Docker engine answers (${String(err)}): run \`pnpm run setup\` first`);
-  });
+  await requireDockerEngine();
   const dir = await mkdtemp(join(tmpdir(), "ci-api-e2e-docker-"));
   const files = new FaultyFileStore(
     new LocalFileStore({ dir, maxFileBytes: config.maxFileSizeBytes, ttlSeconds: config.fileTtlSec }),

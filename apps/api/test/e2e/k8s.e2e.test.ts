@@ -8,14 +8,13 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Dockerode from "dockerode";
 import { pino } from "pino";
 import { loadConfig, type Backend } from "@code-interpreter/core";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { createBackendFromConfig } from "../../src/index.js";
 import { FakeApiServer, k8sInspector, kubeconfigFor, uniqueNamespace } from "./k8s-platform.js";
 import { describeApiE2E, type E2EEnv } from "./suite.js";
-import { E2E_ENV, FaultyFileStore, listenApp } from "./support.js";
+import { E2E_ENV, FaultyFileStore, listenApp, requireDockerEngine } from "./support.js";
 
 function configFor(namespace: string) {
   return loadConfig({
@@ -40,9 +39,7 @@ async function backendFromKubeconfig(path: string, namespace: string): Promise<B
 }
 
 async function setup(): Promise<E2EEnv> {
-  await new Dockerode().ping().catch((err: unknown) => {
-    throw new Error(`no Docker engine answers (${String(err)}): run \`pnpm run setup\` first`);
-  });
+  await requireDockerEngine();
   const namespace = uniqueNamespace();
   const config = configFor(namespace);
   const dir = await mkdtemp(join(tmpdir(), "ci-api-e2e-k8s-"));

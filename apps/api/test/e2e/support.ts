@@ -7,6 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
 import { deflateSync } from "node:zlib";
+import Dockerode from "dockerode";
 import { pino } from "pino";
 import type { Backend, Config } from "@code-interpreter/core";
 import type { FileMeta, FileStore, PutOptions } from "@code-interpreter/files-client";
@@ -62,6 +63,13 @@ export class FaultyFileStore implements FileStore {
   ping(): Promise<void> {
     return this.inner.ping();
   }
+}
+
+/** Fails (never skips) when no Docker engine answers, saying how to get one. */
+export async function requireDockerEngine(): Promise<void> {
+  await new Dockerode().ping().catch((err: unknown) => {
+    throw new Error(`no Docker engine answers (${String(err)}): run \`pnpm run setup\` first`);
+  });
 }
 
 /** The environment every e2e run's API gets (small limits so the heavy tests are quick). */
