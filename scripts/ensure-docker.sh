@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Idempotently make a Docker engine answer on this machine.
 # - If `docker info` already answers (any engine, any socket in DOCKER_HOST), do nothing.
+# - If DOCKER_HOST names an engine that does not answer, start nothing: a local dockerd
+#   would listen elsewhere, not where the operator pointed us. Exit 4 (setup.sh goes on, and
+#   the API starts degraded: /readyz answers 503 naming that engine until it answers).
 # - Otherwise, as root on Debian: install docker.io if dockerd is missing, then start
 #   dockerd in the background with no bridge and no iptables (executor containers run
 #   with network "none"; nothing here may route traffic anywhere).
@@ -8,9 +11,14 @@ set -euo pipefail
 
 log() { printf '[ensure-docker] %s\n' "$*" >&2; }
 
-if docker info >/dev/null 2>&1; then
+if command -v docker >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1; then
   log "engine already answers"
   exit 0
+fi
+
+if [ -n "${DOCKER_HOST:-}" ]; then
+  log "DOCKER_HOST=${DOCKER_HOST} does not answer; not starting a local dockerd (it would listen elsewhere)"
+  exit 4
 fi
 
 if ! command -v dockerd >/dev/null 2>&1; then

@@ -9,9 +9,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*" >&2; }
 
+engine_ok=0
 if [ "${SKIP_DOCKER:-0}" != "1" ]; then
-  bash scripts/ensure-docker.sh
-  bash images/executor/build-offline.sh "${EXECUTOR_IMAGE:-code-interpreter-executor:latest}"
+  # --- deploy: a named engine that does not answer is not fatal (start degraded) ---
+  rc=0
+  bash scripts/ensure-docker.sh || rc=$?
+  if [ "$rc" = "4" ]; then
+    log "continuing without an engine: images are not built; the API will report not ready (/readyz 503) until ${DOCKER_HOST} answers"
+  elif [ "$rc" != "0" ]; then
+    exit "$rc"
+  else
+    engine_ok=1
+  fi
+  # --- end deploy ---
+  if [ "$engine_ok" = "1" ]; then
+    bash images/executor/build-offline.sh "${EXECUTOR_IMAGE:-code-interpreter-executor:latest}"
+  fi
 fi
 
 want_pnpm="$(node -p 'require("./package.json").packageManager.split("@")[1]')"

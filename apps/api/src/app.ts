@@ -12,7 +12,9 @@ import type { FileStore } from "@code-interpreter/files-client";
 import { authMiddleware } from "./auth.js";
 import type { Deps } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./http-errors.js";
-import { createMetrics, type ApiMetrics } from "./metrics.js";
+import { bindBackend, createMetrics, httpMetricsMiddleware, type ApiMetrics } from "./metrics.js";
+import { requestContextMiddleware, requestIdMixin } from "./request-context.js";
+import { healthRouter } from "./routes/health.js";
 import { executeRouter } from "./routes/execute.js";
 import { filesRouter } from "./routes/files.js";
 import { sessionsRouter } from "./routes/sessions.js";
@@ -27,6 +29,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Share metrics with the reaper (startServer does); default: a fresh registry. */
   metrics?: ApiMetrics;
+  /** What the backend talks to, named by a 503 from /readyz (default: from DOCKER_HOST / the cluster env). */
+  backendTarget?: string;
   /** Largest JSON body accepted (default 5 MiB); larger → 413. */
   jsonLimitBytes?: number;
 }
@@ -37,8 +41,9 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createApp(opts: AppOptions): express.Express {
   const { backend, files, config } = opts;
-  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const logger = opts.logger ?? pino({ level: config.logLevel, mixin: requestIdMixin });
   const metrics = opts.metrics ?? createMetrics();
+  bindBackend(metrics, backend);
   const deps: Deps = { backend, files, config, logger, metrics, schemas: schemas(config) };
 
   const app = express();
@@ -66,6 +71,8 @@ export function createApp(opts: AppOptions): express.Express {
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? "error" : "info"),
     }),
   );
+  app.use(requestContextMiddleware());
+  app.use(httpMetricsMiddleware(metrics));
 
   // JSON parser, mounted per route so raw-body routes (PUT session files) never see it. The
   // body is read as JSON whatever the Content-Type says (`curl -d` sends form-urlencoded).
@@ -84,6 +91,8 @@ export function createApp(opts: AppOptions): express.Express {
       res.status(503).json({ status: "unavailable", backend: backend.kind, version: API_VERSION, detail });
     }
   });
+
+  app.use(healthRouter({ backend, files, target: opts.backendTarget }));
 
   app.use(authMiddleware(config.apiKeys));
 

@@ -1,6 +1,13 @@
-/** Prometheus metrics (prom-client), one registry per app so apps in one process don't clash. */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { ExecResult } from "@code-interpreter/core";
+/**
+ * Prometheus metrics (prom-client), one registry per app so apps in one process don't clash.
+ *
+ * One vocabulary for both backends: every series carries `backend` ("docker" or "kubernetes",
+ * a default label set by bindBackend), HTTP series are labelled by route *template*
+ * (`/v1/sessions/:id/execute`, never the id), executions by `route` and `outcome`.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { Backend, ExecResult } from "@code-interpreter/core";
 
 export type ExecRoute = "execute" | "execute_stream" | "session_execute" | "session_bash";
 export type ExecOutcome = "ok" | "nonzero_exit" | "timed_out" | "aborted" | "error";
@@ -9,10 +16,19 @@ export interface ApiMetrics {
   readonly registry: Registry;
   readonly executions: Counter<"route" | "outcome">;
   readonly executionDuration: Histogram<"route" | "outcome">;
+  /** Executions running now, by route. */
+  readonly executionsInFlight: Gauge<"route">;
   readonly sessionsCreated: Counter;
   readonly sessionsDeleted: Counter;
   readonly sessionsReaped: Counter<"reason">;
   readonly reaperFailures: Counter;
+  /** HTTP requests by method, route template and status code. */
+  readonly httpRequests: Counter<"method" | "route" | "status">;
+  readonly httpRequestDuration: Histogram<"method" | "route" | "status">;
+  /** Requests answered 429 (MAX_SESSIONS admission refused), by route template. */
+  readonly admissionsRefused: Counter<"route">;
+  /** Live sessions on the backend (all replicas), read from the backend at scrape time. */
+  readonly sessionsLive: Gauge;
 }
 
 export interface MetricsOptions {
@@ -22,11 +38,31 @@ export interface MetricsOptions {
   prefix?: string;
 }
 
+/** Counts live sessions for the gauge; null when the backend cannot say. */
+type SessionCounter = () => Promise<number | null>;
+
+const sessionSources = new WeakMap<Gauge, SessionCounter>();
+
 export function createMetrics(opts: MetricsOptions = {}): ApiMetrics {
   const registry = opts.registry ?? new Registry();
   const p = opts.prefix ?? "code_interpreter_";
   if (opts.collectDefault ?? true) collectDefaultMetrics({ register: registry, prefix: p });
   const registers = [registry];
+  const sessionsLive: Gauge = new Gauge({
+    name: `${p}sessions_live`,
+    help: "Live sessions on the backend (every API replica's), counted at scrape time",
+    registers,
+    async collect() {
+      const source = sessionSources.get(sessionsLive);
+      if (!source) return;
+      try {
+        const n = await source();
+        if (n !== null) sessionsLive.set(n);
+      } catch {
+        // Backend unreachable: keep the last value; /readyz is where that shows.
+      }
+    },
+  });
   return {
     registry,
     executions: new Counter({
@@ -40,6 +76,12 @@ export function createMetrics(opts: MetricsOptions = {}): ApiMetrics {
       help: "Wall time of execution requests, including container/pod start-up for one-shot runs",
       labelNames: ["route", "outcome"] as const,
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300],
+      registers,
+    }),
+    executionsInFlight: new Gauge({
+      name: `${p}executions_in_flight`,
+      help: "Executions running now, by route",
+      labelNames: ["route"] as const,
       registers,
     }),
     sessionsCreated: new Counter({ name: `${p}sessions_created_total`, help: "Sessions created", registers }),
@@ -59,6 +101,90 @@ export function createMetrics(opts: MetricsOptions = {}): ApiMetrics {
       help: "Reaper passes or single deletions that failed",
       registers,
     }),
+    httpRequests: new Counter({
+      name: `${p}http_requests_total`,
+      help: "HTTP requests by method, route template and status code",
+      labelNames: ["method", "route", "status"] as const,
+      registers,
+    }),
+    httpRequestDuration: new Histogram({
+      name: `${p}http_request_duration_seconds`,
+      help: "HTTP request duration (until the response is finished) by method, route template and status code",
+      labelNames: ["method", "route", "status"] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    }),
+    admissionsRefused: new Counter({
+      name: `${p}admissions_refused_total`,
+      help: "Requests refused with 429 because a limit (MAX_SESSIONS) was reached, by route template",
+      labelNames: ["route"] as const,
+      registers,
+    }),
+    sessionsLive,
+  };
+}
+
+/**
+ * Ties the metrics to a backend: the `backend` label on every series, and the live-sessions
+ * gauge (countSessions when the backend has it, else the length of listSessions).
+ */
+export function bindBackend(metrics: ApiMetrics, backend: Backend): void {
+  metrics.registry.setDefaultLabels({ backend: backend.kind });
+  const counting = backend as Backend & { countSessions?: () => Promise<number> };
+  sessionSources.set(metrics.sessionsLive, async () => {
+    if (!backend.capabilities.sessions) return null;
+    if (typeof counting.countSessions === "function") return counting.countSessions();
+    return (await backend.listSessions()).length;
+  });
+}
+
+/** Express's route object as far as the template is concerned. */
+interface RouteLike {
+  path?: unknown;
+}
+
+/** The label for requests that matched no route (404s, or refused before routing, e.g. 401). */
+export const UNMATCHED_ROUTE = "unmatched";
+
+/**
+ * HTTP request metrics. The route template is captured when the router assigns `req.route`
+ * (at that moment `req.baseUrl` is the mount path; by the time an error handler answers, the
+ * router has already restored it), so ids never become label values.
+ */
+export function httpMetricsMiddleware(
+  metrics: ApiMetrics,
+): (req: IncomingMessage, res: ServerResponse, next: () => void) => void {
+  return (req, res, next) => {
+    const r = req as IncomingMessage & { baseUrl?: string; route?: RouteLike };
+    let template = UNMATCHED_ROUTE;
+    let route: RouteLike | undefined;
+    Object.defineProperty(r, "route", {
+      configurable: true,
+      enumerable: true,
+      get: () => route,
+      set: (value: RouteLike | undefined) => {
+        route = value;
+        if (value && typeof value.path === "string") {
+          // A router's "/" route mounted at /v1/sessions is "/v1/sessions", not "/v1/sessions/".
+          const full = `${r.baseUrl ?? ""}${value.path}`;
+          template = full.length > 1 && full.endsWith("/") ? full.slice(0, -1) : full;
+        }
+      },
+    });
+    const start = process.hrtime.bigint();
+    let recorded = false;
+    const record = (): void => {
+      if (recorded) return;
+      recorded = true;
+      const labels = { method: req.method ?? "GET", route: template, status: String(res.statusCode) };
+      metrics.httpRequests.inc(labels);
+      metrics.httpRequestDuration.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
+      if (res.statusCode === 429) metrics.admissionsRefused.inc({ route: template });
+    };
+    // "finish": the response was sent; "close" alone: the client went away first.
+    res.once("finish", record);
+    res.once("close", record);
+    next();
   };
 }
 
@@ -68,7 +194,7 @@ export function outcomeOf(r: ExecResult, signal?: AbortSignal): ExecOutcome {
   return r.exitCode === 0 ? "ok" : "nonzero_exit";
 }
 
-/** Runs an execution and records its count and duration. */
+/** Runs an execution and records its count, duration and in-flight gauge. */
 export async function observeExecution(
   metrics: ApiMetrics,
   route: ExecRoute,
@@ -76,6 +202,7 @@ export async function observeExecution(
   run: () => Promise<ExecResult>,
 ): Promise<ExecResult> {
   const end = metrics.executionDuration.startTimer({ route });
+  metrics.executionsInFlight.inc({ route });
   try {
     const result = await run();
     const outcome = outcomeOf(result, signal);
@@ -87,5 +214,7 @@ export async function observeExecution(
     metrics.executions.inc({ route, outcome });
     end({ outcome });
     throw err;
+  } finally {
+    metrics.executionsInFlight.dec({ route });
   }
 }
