@@ -3,8 +3,11 @@
 #   1. a Docker engine that answers (installs docker.io and starts dockerd if needed)
 #   2. the executor image (offline build from Debian packages if it is missing)
 #   3. pnpm, the workspace's dependencies, and a build of every package
+#   4. kubectl and docker-compose (Debian's), and the API image (offline build, cached)
+# When DOCKER_HOST names an engine that does not answer, no local dockerd is started and the
+# images are skipped: the API still starts (degraded, /readyz 503) — see docs/operations.md.
 # Re-running it is cheap: every step checks before it acts.
-# SKIP_DOCKER=1 skips steps 1-2 (e.g. for working on packages that need no engine).
+# SKIP_DOCKER=1 skips steps 1-2 and the API image (e.g. for working on packages that need no engine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -41,4 +44,21 @@ else
 fi
 log "building packages"
 pnpm exec turbo run build --output-logs=errors-only >/dev/null
+
+# --- deploy: tools the deploy tests use, and the API image (after the build: it bundles dist/) ---
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  command -v kubectl >/dev/null 2>&1 || missing+=(kubectl)               # kubectl kustomize
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose) # compose.yaml (1.29)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]} from Debian"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+if [ "$engine_ok" = "1" ]; then
+  bash images/api/build-offline.sh "${API_IMAGE:-code-interpreter-api:latest}"
+fi
+# --- end deploy ---
 log "ready"

@@ -74,7 +74,17 @@ export async function createBackendFromConfig(config: Config, logger: Logger): P
     logger: logger.child({ component: "backend" }),
   };
   if (config.executorBackend === "kubernetes") {
-    const { createKubernetesBackend } = await import("@code-interpreter/backend-k8s");
+    // An optional peer dependency: a Docker-only install does not pull the Kubernetes client.
+    const { createKubernetesBackend } = await import("@code-interpreter/backend-k8s").catch(
+      (err: unknown) => {
+        if ((err as { code?: unknown }).code === "ERR_MODULE_NOT_FOUND") {
+          throw new ConfigError([
+            "EXECUTOR_BACKEND=kubernetes needs the package @code-interpreter/backend-k8s: install it next to @code-interpreter/api",
+          ]);
+        }
+        throw err;
+      },
+    );
     const k = config.kubernetes;
     return createKubernetesBackend({
       ...common,
@@ -152,7 +162,17 @@ export async function runMain(opts: MainOptions = {}): Promise<MainHandle | null
     pino({ level: config.logLevel, base: { service: "code-interpreter-api" }, mixin: requestIdMixin });
 
   const files = (opts.createFiles ?? createFileStoreFromConfig)(config);
-  const backend = await (opts.createBackend ?? createBackendFromConfig)(config, logger);
+  let backend: Backend;
+  try {
+    backend = await (opts.createBackend ?? createBackendFromConfig)(config, logger);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      stderr.write(`${err.message}\n`);
+      exit(1);
+      return null;
+    }
+    throw err;
+  }
   const running = await startServer({ backend, files, config, logger });
   logger.info(
     { url: running.url, backend: backend.kind, version: API_VERSION, auth: config.apiKeys.length > 0 },

@@ -1,13 +1,15 @@
 /**
  * Prometheus metrics (prom-client), one registry per app so apps in one process don't clash.
  *
- * One vocabulary for both backends: every series carries `backend` ("docker" or "kubernetes",
- * a default label set by bindBackend), HTTP series are labelled by route *template*
- * (`/v1/sessions/:id/execute`, never the id), executions by `route` and `outcome`.
+ * One vocabulary for both backends: the same series and labels whichever backend runs; which
+ * one it is, is the info series `code_interpreter_info{backend, version} 1` (join on it in
+ * queries). HTTP series are labelled by route *template* (`/v1/sessions/:id/execute`, never
+ * the id), executions by `route` and `outcome`.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Backend, ExecResult } from "@code-interpreter/core";
+import { API_VERSION } from "./version.js";
 
 export type ExecRoute = "execute" | "execute_stream" | "session_execute" | "session_bash";
 export type ExecOutcome = "ok" | "nonzero_exit" | "timed_out" | "aborted" | "error";
@@ -29,6 +31,8 @@ export interface ApiMetrics {
   readonly admissionsRefused: Counter<"route">;
   /** Live sessions on the backend (all replicas), read from the backend at scrape time. */
   readonly sessionsLive: Gauge;
+  /** Always 1: which backend and version this process runs. */
+  readonly info: Gauge<"backend" | "version">;
 }
 
 export interface MetricsOptions {
@@ -121,15 +125,22 @@ export function createMetrics(opts: MetricsOptions = {}): ApiMetrics {
       registers,
     }),
     sessionsLive,
+    info: new Gauge({
+      name: `${p}info`,
+      help: "Always 1: the backend (docker, kubernetes) and version this API process runs",
+      labelNames: ["backend", "version"] as const,
+      registers,
+    }),
   };
 }
 
 /**
- * Ties the metrics to a backend: the `backend` label on every series, and the live-sessions
- * gauge (countSessions when the backend has it, else the length of listSessions).
+ * Ties the metrics to a backend: the info series, and the live-sessions gauge (countSessions
+ * when the backend has it, else the length of listSessions).
  */
 export function bindBackend(metrics: ApiMetrics, backend: Backend): void {
-  metrics.registry.setDefaultLabels({ backend: backend.kind });
+  metrics.info.reset();
+  metrics.info.set({ backend: backend.kind, version: API_VERSION }, 1);
   const counting = backend as Backend & { countSessions?: () => Promise<number> };
   sessionSources.set(metrics.sessionsLive, async () => {
     if (!backend.capabilities.sessions) return null;

@@ -45,7 +45,7 @@ describe("/metrics", () => {
 
     const text = await scrape();
     expect(text).not.toContain(sid);
-    const bash = { method: "POST", route: "/v1/sessions/:id/bash", status: "200", backend: "docker" };
+    const bash = { method: "POST", route: "/v1/sessions/:id/bash", status: "200" };
     expect(sample(text, "code_interpreter_http_requests_total", bash)).toBe(2);
     expect(sample(text, "code_interpreter_http_request_duration_seconds_count", bash)).toBe(2);
     expect(
@@ -90,7 +90,7 @@ describe("/metrics", () => {
     expect(sample(await scrape(), "code_interpreter_sessions_live")).toBe(0);
     const a = (await request(app).post("/v1/sessions").send({}).expect(201)).body.session_id as string;
     await request(app).post("/v1/sessions").send({}).expect(201);
-    expect(sample(await scrape(), "code_interpreter_sessions_live", { backend: "docker" })).toBe(2);
+    expect(sample(await scrape(), "code_interpreter_sessions_live")).toBe(2);
     await request(app).delete(`/v1/sessions/${a}`).expect(204);
     expect(sample(await scrape(), "code_interpreter_sessions_live")).toBe(1);
   });
@@ -131,7 +131,7 @@ describe("/metrics", () => {
     ).toBe(2);
   });
 
-  it("every series carries the backend label, the same names for any backend", async () => {
+  it("the same series for any backend; the info series says which", async () => {
     const docker = await setup().scrape();
     const k8s = await (async () => {
       const backend = new InMemoryBackend({ kind: "kubernetes" });
@@ -149,6 +149,8 @@ describe("/metrics", () => {
         .filter((l) => l.startsWith("# TYPE"))
         .sort();
     expect(names(k8s)).toEqual(names(docker));
-    expect(sample(k8s, "code_interpreter_sessions_live", { backend: "kubernetes" })).toBe(0);
+    expect(sample(k8s, "code_interpreter_info", { backend: "kubernetes" })).toBe(1);
+    expect(sample(docker, "code_interpreter_info", { backend: "docker" })).toBe(1);
+    expect(sample(k8s, "code_interpreter_sessions_live")).toBe(0);
   });
 });
