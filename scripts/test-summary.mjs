@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
-const dirs = ["packages", "apps"].flatMap((top) =>
+const dirs = ["packages", "apps", "tests"].flatMap((top) =>
   readdirSync(top, { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => join(top, d.name)),
