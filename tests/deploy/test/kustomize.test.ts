@@ -63,9 +63,17 @@ const COMBINATIONS: Array<[string, () => Obj[]]> = [
   ["base + monitoring", () => renderWith(["monitoring"])],
   ["base + monitoring + monitoring-auth", () => renderWith(["monitoring", "monitoring-auth"])],
   ["base + high-availability", () => renderWith(["high-availability"])],
+  ["base + separate-executor-namespace", () => renderWith(["separate-executor-namespace"])],
   [
     "base + every component",
-    () => renderWith(["require-api-keys", "high-availability", "monitoring", "monitoring-auth"]),
+    () =>
+      renderWith([
+        "require-api-keys",
+        "high-availability",
+        "monitoring",
+        "monitoring-auth",
+        "separate-executor-namespace",
+      ]),
   ],
   ["overlays/production", () => render(join(DEPLOY, "overlays/production"))],
 ];
@@ -112,51 +120,80 @@ describe.each(COMBINATIONS.map(([name]) => name))("kubectl kustomize %s", (name)
     },
   );
 
-  it("everything namespaced lands in the code-interpreter namespace, which enforces PodSecurity restricted", () => {
-    const ns = one(name, "Namespace");
-    expect(ns.metadata.name).toBe("code-interpreter");
-    expect(ns.metadata.labels).toMatchObject({
-      "pod-security.kubernetes.io/enforce": "restricted",
-      "pod-security.kubernetes.io/warn": "restricted",
-      "pod-security.kubernetes.io/audit": "restricted",
-    });
+  const API_NS = "code-interpreter";
+  /** Where the API creates executor pods: KUBERNETES_EXECUTOR_NAMESPACE (a value, or its own namespace). */
+  const executorNamespace = (): string => {
+    const env = one(name, "Deployment").spec.template.spec.containers[0].env as Obj[];
+    const e = env.find((x) => x.name === "KUBERNETES_EXECUTOR_NAMESPACE")!;
+    if (e.value) return e.value as string;
+    expect(e.valueFrom).toEqual({ fieldRef: { fieldPath: "metadata.namespace" } });
+    return one(name, "Deployment").metadata.namespace as string;
+  };
+
+  it("the API's and the executors' namespaces enforce PodSecurity restricted; nothing lands elsewhere", () => {
+    const namespaces = of(name, "Namespace");
+    const names = namespaces.map((n) => n.metadata.name as string);
+    expect(names).toContain(API_NS);
+    expect(names).toContain(executorNamespace());
+    for (const ns of namespaces) {
+      expect(ns.metadata.labels, ns.metadata.name).toMatchObject({
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit": "restricted",
+      });
+    }
+    expect(one(name, "Deployment").metadata.namespace).toBe(API_NS);
     for (const o of objects.filter((x) => x.kind !== "Namespace")) {
-      expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe("code-interpreter");
+      expect(names, `${o.kind}/${o.metadata.name} in ${o.metadata.namespace}`).toContain(
+        o.metadata.namespace,
+      );
     }
   });
 
-  it("the Role grants nothing beyond what the backend uses, to the API's service account only", () => {
-    const role = one(name, "Role");
-    expect(grants(role).sort()).toEqual(
-      [
-        "core/pods:create",
-        "core/pods:get",
-        "core/pods:list",
-        "core/pods:delete",
-        "core/pods:patch",
-        "core/pods/exec:create",
-        "core/pods/exec:get",
-        "apps/deployments:get@code-interpreter-api",
-      ].sort(),
-    );
-    expect(JSON.stringify(role)).not.toContain("*");
+  it("the Roles grant nothing beyond what the backend uses, to the API's service account only", () => {
+    const sa = one(name, "ServiceAccount");
+    expect(one(name, "Deployment").spec.template.spec.serviceAccountName).toBe(sa.metadata.name);
     expect(of(name, "ClusterRole")).toEqual([]);
     expect(of(name, "ClusterRoleBinding")).toEqual([]);
-    const binding = one(name, "RoleBinding");
-    expect(binding.roleRef).toEqual({
-      apiGroup: "rbac.authorization.k8s.io",
-      kind: "Role",
-      name: role.metadata.name,
-    });
-    const sa = one(name, "ServiceAccount");
-    expect(binding.subjects).toEqual([
-      { kind: "ServiceAccount", name: sa.metadata.name, namespace: "code-interpreter" },
-    ]);
-    expect(one(name, "Deployment").spec.template.spec.serviceAccountName).toBe(sa.metadata.name);
+    const roles = of(name, "Role");
+    const bindings = of(name, "RoleBinding");
+    expect(bindings).toHaveLength(roles.length);
+    const granted: string[] = [];
+    for (const binding of bindings) {
+      const ns = binding.metadata.namespace as string;
+      const role = roles.find((r) => r.metadata.name === binding.roleRef.name && r.metadata.namespace === ns);
+      expect(role, `Role ${binding.roleRef.name} in ${ns}`).toBeDefined();
+      expect(binding.roleRef).toEqual({
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "Role",
+        name: role!.metadata.name,
+      });
+      expect(binding.subjects).toEqual([
+        { kind: "ServiceAccount", name: sa.metadata.name, namespace: API_NS },
+      ]);
+      expect(JSON.stringify(role)).not.toContain("*");
+      granted.push(...grants(role!).map((g) => `${ns}: ${g}`));
+    }
+    const execNs = executorNamespace();
+    const owner = of(name, "ConfigMap")[0]!.data.KUBERNETES_OWNER_DEPLOYMENT as string;
+    const expected = [
+      "core/pods:create",
+      "core/pods:get",
+      "core/pods:list",
+      "core/pods:delete",
+      "core/pods:patch",
+      "core/pods/exec:create",
+      "core/pods/exec:get",
+    ].map((g) => `${execNs}: ${g}`);
+    // The ownerReference needs the Deployment's uid: get on that one Deployment, nothing else.
+    if (owner) expected.push(`${API_NS}: apps/deployments:get@${owner}`);
+    expect(granted.sort()).toEqual(expected.sort());
   });
 
-  it("executor pods (and only they) are selected by a deny-all NetworkPolicy", () => {
+  it("executor pods (and only they) are selected by a deny-all NetworkPolicy in their namespace", () => {
+    const execNs = executorNamespace();
     const np = one(name, "NetworkPolicy");
+    expect(np.metadata.namespace).toBe(execNs);
     expect([...np.spec.policyTypes].sort()).toEqual(["Egress", "Ingress"]);
     expect(np.spec.ingress ?? []).toEqual([]);
     expect(np.spec.egress ?? []).toEqual([]);
@@ -197,13 +234,14 @@ describe.each(COMBINATIONS.map(([name]) => name))("kubectl kustomize %s", (name)
     const cmName = c.envFrom[0].configMapRef.name as string;
     const cm = of(name, "ConfigMap").find((m) => m.metadata.name === cmName);
     expect(cm, `ConfigMap ${cmName}`).toBeDefined();
-    const env = {
-      ...(cm!.data as Record<string, string>),
-      KUBERNETES_EXECUTOR_NAMESPACE: "code-interpreter",
-    };
+    const execNs = executorNamespace();
+    const env = { ...(cm!.data as Record<string, string>), KUBERNETES_EXECUTOR_NAMESPACE: execNs };
     const config = loadConfig(env);
     expect(config.executorBackend).toBe("kubernetes");
-    expect(config.kubernetes.ownerDeployment).toBe(dep.metadata.name);
+    expect(config.kubernetes.namespace).toBe(execNs);
+    // An ownerReference only works within one namespace.
+    if (execNs === dep.metadata.namespace) expect(config.kubernetes.ownerDeployment).toBe(dep.metadata.name);
+    else expect(config.kubernetes.ownerDeployment).toBeUndefined();
     const envNames = (c.env as Obj[]).map((e) => e.name as string);
     expect(envNames).toEqual(["KUBERNETES_EXECUTOR_NAMESPACE", "API_KEYS"]);
   });
