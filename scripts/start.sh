@@ -8,7 +8,7 @@ cat >&2 <<MSG
 
 code-interpreter is starting on port ${port}. Try, from another shell:
 
-  curl -s localhost:${port}/health
+  curl -s localhost:${port}/readyz      # 503 names what it waits for (e.g. the Docker engine)
   curl -s localhost:${port}/v1/execute -H 'content-type: application/json' \\
        -d '{"code": "import sys\\nprint(sys.version)\\n6 * 7"}'
   curl -s -X POST localhost:${port}/v1/sessions -H 'content-type: application/json' -d '{}'

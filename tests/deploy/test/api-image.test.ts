@@ -76,6 +76,12 @@ describe("the API image", () => {
     await smoke(base);
     const ready = await call(base, "GET", "/readyz");
     expect(ready.body).toMatchObject({ status: "ready", backend: "docker" });
+    const metrics = (await call(base, "GET", "/metrics")).body as string;
+    expect(metrics).toMatch(
+      /^code_interpreter_http_requests_total\{method="POST",route="\/v1\/execute",status="200"\} 1$/m,
+    );
+    expect(metrics).toMatch(/^code_interpreter_executions_total\{route="session_bash",outcome="ok"\} 1$/m);
+    expect(metrics).toMatch(/^code_interpreter_info\{backend="docker",version="[^"]+"\} 1$/m);
   });
 
   it("reports healthy through its own HEALTHCHECK", async () => {
