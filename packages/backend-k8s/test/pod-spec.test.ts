@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   LABEL_REAP_AFTER,
+  ValidationError,
   isDns1123Label,
   newExecutorName,
   newLifetime,
@@ -10,9 +11,13 @@ import {
 import {
   ANNOTATION_EXPIRES_AT,
   ANNOTATION_LAST_ACTIVE_AT,
+  KEEPER_STATE_DIR,
+  KEEPER_STATE_PATH,
   buildExecutorPod,
   buildSessionPod,
   cpuQuantity,
+  keeperStateCommand,
+  podMemoryLimitMb,
   sessionFromPod,
   type PodSpecOptions,
 } from "../src/index.js";
@@ -44,7 +49,7 @@ describe("buildSessionPod", () => {
     expect(validateObject(sessionPod().pod)).toBeNull();
     expect(
       validateObject(
-        sessionPod({ networkLockdown: true, owner: { name: "api", uid: "u-1" }, runtimeClass: "gvisor" }).pod,
+        sessionPod({ cpuRequest: 0.1, owner: { name: "api", uid: "u-1" }, runtimeClass: "gvisor" }).pod,
       ),
     ).toBeNull();
   });
@@ -128,26 +133,74 @@ describe("buildSessionPod", () => {
     ]);
   });
 
-  it("mounts size-limited emptyDirs for /workspace and /tmp and sets resources from config", () => {
+  it("mounts memory-backed emptyDirs sized by config, inside a memory limit that covers them", () => {
     const spec = sessionPod().pod.spec!;
     expect(spec.volumes).toEqual([
-      { name: "workspace", emptyDir: { sizeLimit: "300Mi" } },
-      { name: "tmp", emptyDir: { sizeLimit: "32Mi" } },
+      { name: "workspace", emptyDir: { medium: "Memory", sizeLimit: "300Mi" } },
+      { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "32Mi" } },
     ]);
     const c = spec.containers[0]!;
     expect(c.volumeMounts).toEqual([
       { name: "workspace", mountPath: "/workspace" },
       { name: "tmp", mountPath: "/tmp" },
     ]);
+    // 512 (program) + 300 (workspace) + 32 (tmp): the files cannot eat the program's memory.
+    expect(podMemoryLimitMb(base.limits)).toBe(844);
     expect(c.resources).toEqual({
-      requests: { cpu: "500m", memory: "512Mi" },
-      limits: { cpu: "500m", memory: "512Mi" },
+      requests: { cpu: "500m", memory: "844Mi" },
+      limits: { cpu: "500m", memory: "844Mi" },
     });
     expect(cpuQuantity(2)).toBe("2");
     expect(cpuQuantity(0.25)).toBe("250m");
   });
 
-  it("adds an ownerReference, runtime class and lockdown init container only when configured", () => {
+  it("requests less CPU than its limit when cpuRequest says so (never more)", () => {
+    expect(sessionPod({ cpuRequest: 0.1 }).pod.spec!.containers[0]!.resources).toEqual({
+      requests: { cpu: "100m", memory: "844Mi" },
+      limits: { cpu: "500m", memory: "844Mi" },
+    });
+    expect(sessionPod({ cpuRequest: 4 }).pod.spec!.containers[0]!.resources!.requests!.cpu).toBe("500m");
+  });
+
+  it("with keeperEnforcesExpiry, the keeper works to the TTL and idle deadline from a state file", () => {
+    const lifetime = newLifetime(now, 20, MAX_LIFETIME, 30);
+    const tags = sessionTags(lifetime, { owner: null, metadata: {} });
+    const pod = buildSessionPod({
+      ...base,
+      name: newSessionId(),
+      lifetime,
+      ...tags,
+      keeperEnforcesExpiry: true,
+    });
+    expect(validateObject(pod)).toBeNull();
+    // The kubelet's backstop stays the hard cap: a running pod's deadline can only be lowered.
+    expect(pod.spec!.activeDeadlineSeconds).toBe(MAX_LIFETIME);
+    const cmd = pod.spec!.containers[0]!.command!;
+    expect(cmd.slice(3)).toEqual([
+      KEEPER_STATE_PATH,
+      String(lifetime.maxExpiresAt),
+      String(lifetime.expiresAt),
+      "30",
+      String(lifetime.createdAt),
+    ]);
+    expect(pod.spec!.volumes).toContainEqual({
+      name: "keeper",
+      emptyDir: { medium: "Memory", sizeLimit: "1Mi" },
+    });
+    expect(pod.spec!.containers[0]!.volumeMounts).toContainEqual({
+      name: "keeper",
+      mountPath: KEEPER_STATE_DIR,
+    });
+    const write = keeperStateCommand({ expiresAt: 5000.7, lastActiveAt: 4000 });
+    expect(write.slice(3)).toEqual([KEEPER_STATE_PATH, '{"expiresAt":5000,"lastActiveAt":4000}']);
+  });
+
+  it("refuses the removed network lockdown instead of creating a pod without it", () => {
+    expect(() => sessionPod({ networkLockdown: true })).toThrow(ValidationError);
+    expect(() => sessionPod({ networkLockdown: true })).toThrow(/NetworkPolicy/);
+  });
+
+  it("adds an ownerReference and runtime class only when configured", () => {
     const plain = sessionPod().pod;
     expect(plain.metadata!.ownerReferences).toBeUndefined();
     expect(plain.spec!.initContainers).toBeUndefined();
@@ -155,7 +208,6 @@ describe("buildSessionPod", () => {
 
     const full = sessionPod({
       owner: { name: "code-interpreter-api", uid: "uid-1" },
-      networkLockdown: true,
       runtimeClass: "gvisor",
     }).pod;
     expect(full.metadata!.ownerReferences).toEqual([
@@ -169,14 +221,7 @@ describe("buildSessionPod", () => {
       },
     ]);
     expect(full.spec!.runtimeClassName).toBe("gvisor");
-    const init = full.spec!.initContainers!;
-    expect(init).toHaveLength(1);
-    expect(init[0]!.name).toBe("network-lockdown");
-    expect(init[0]!.securityContext!.capabilities).toEqual({ drop: ["ALL"], add: ["NET_ADMIN"] });
-    expect(init[0]!.securityContext!.allowPrivilegeEscalation).toBe(false);
-    expect(init[0]!.command!.join(" ")).toContain("OUTPUT DROP");
-    // The main container is unchanged by the flag.
-    expect(full.spec!.containers[0]!.securityContext!.capabilities).toEqual({ drop: ["ALL"] });
+    expect(full.spec!.initContainers).toBeUndefined();
   });
 });
 
