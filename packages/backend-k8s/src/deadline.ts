@@ -22,8 +22,9 @@ import {
   ServerConfiguration,
   createConfiguration,
   wrapHttpLibrary,
+  Observable,
+  type ConfigurationOptions,
   type HttpLibrary,
-  type PromiseConfigurationOptions,
   type RequestContext,
 } from "@kubernetes/client-node";
 
@@ -102,7 +103,7 @@ export class KubernetesRequestCancelledError extends Error {
  * deadline: `core.readNamespacedPod({ name, namespace }, withSignal(req.signal))`.
  * Only clients made by `DeadlineKubeConfig` honour it.
  */
-export function withSignal(signal: AbortSignal | undefined): PromiseConfigurationOptions | undefined {
+export function withSignal(signal: AbortSignal | undefined): ConfigurationOptions | undefined {
   if (!signal) return undefined;
   return {
     middlewareMergeStrategy: "append",
@@ -110,9 +111,9 @@ export function withSignal(signal: AbortSignal | undefined): PromiseConfiguratio
       {
         pre: (ctx: RequestContext) => {
           callerSignals.set(ctx, signal);
-          return Promise.resolve(ctx);
+          return new Observable(Promise.resolve(ctx));
         },
-        post: (rsp: ResponseContext) => Promise.resolve(rsp),
+        post: (rsp: ResponseContext) => new Observable(Promise.resolve(rsp)),
       },
     ],
   };
