@@ -49,13 +49,32 @@ const q = (s: string) => JSON.stringify(s);
 const containerList = (names: string[]) =>
   `${names.length === 1 ? "container" : "containers"} ${names.map(q).join(", ")}`;
 
+/** The check IDs of k8s.io/pod-security-admission, in the order it reports failures. */
+const CHECK_ORDER = [
+  "allowPrivilegeEscalation",
+  "non-default capabilities",
+  "unrestricted capabilities",
+  "host namespaces",
+  "hostPath volumes",
+  "privileged",
+  "restricted volume types",
+  "runAsNonRoot",
+  "runAsUser",
+  "seccompProfile",
+];
+
 /**
- * The failed checks of a pod against a Pod Security level, each as `check (detail)` in the
- * order kube-apiserver lists them (baseline checks first, then restricted ones).
+ * The failed checks of a pod against a Pod Security level, each as `check (detail)`, in the
+ * order kube-apiserver lists them (sorted by check ID).
  */
 export function podSecurityViolations(spec: Json, level: PodSecurityLevel): string[] {
   if (level === "privileged") return [];
   const out: string[] = [];
+  const sorted = () =>
+    out
+      .map((text) => ({ text, i: CHECK_ORDER.findIndex((id) => text.startsWith(id)) }))
+      .sort((a, b) => a.i - b.i)
+      .map((x) => x.text);
   const psc = spec.securityContext ?? {};
   const containers: Named[] = [...(spec.initContainers ?? []), ...(spec.containers ?? [])];
   const where = (pred: (c: Named) => boolean) => containers.filter(pred).map((c) => c.name);
@@ -83,7 +102,7 @@ export function podSecurityViolations(spec: Json, level: PodSecurityLevel): stri
   if (hostPath.length) {
     out.push(`hostPath volumes (${hostPath.length === 1 ? "volume" : "volumes"} ${hostPath.join(", ")})`);
   }
-  if (level === "baseline") return out;
+  if (level === "baseline") return sorted();
 
   // ---- restricted
   const restrictedVolumes = ((spec.volumes ?? []) as Json[])
@@ -143,7 +162,7 @@ export function podSecurityViolations(spec: Json, level: PodSecurityLevel): stri
       `seccompProfile (pod or ${containerList(noSeccomp)} must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")`,
     );
   }
-  return out;
+  return sorted();
 }
 
 /** The 403 kube-apiserver answers for a pod the namespace's Pod Security level forbids. */
