@@ -48,3 +48,4 @@ export {
   withSignal,
   type DeadlineOptions,
 } from "./deadline.js";
+export { CREATE_FAILURES, IMAGE_FAILURES, describePending, podStartError } from "./pod-status.js";

@@ -22,6 +22,7 @@ import {
   type PodSpecOptions,
 } from "../src/index.js";
 import { validateObject } from "./fake-apiserver/validate.js";
+import { podSecurityViolations } from "./fake-apiserver/admission.js";
 import { limits } from "./helpers.js";
 
 const base: PodSpecOptions = {
@@ -245,6 +246,28 @@ describe("buildExecutorPod", () => {
     expect(pod.spec!.automountServiceAccountToken).toBe(false);
     expect(pod.spec!.activeDeadlineSeconds).toBe(60 + 30 + 60);
     expect(pod.spec!.containers[0]!.securityContext!.readOnlyRootFilesystem).toBe(true);
+  });
+});
+
+describe("Pod Security", () => {
+  it("session (with and without the keeper state volume) and executor pods pass restricted", () => {
+    const withKeeper = buildSessionPod({
+      ...base,
+      name: newSessionId(),
+      lifetime: newLifetime(now, 60, MAX_LIFETIME, null),
+      ...sessionTags(newLifetime(now, 60, MAX_LIFETIME, null), { owner: null, metadata: {} }),
+      keeperEnforcesExpiry: true,
+    });
+    const executor = buildExecutorPod({
+      ...base,
+      name: newExecutorName(),
+      now,
+      timeoutMs: 1000,
+      podReadyTimeoutSec: 60,
+    });
+    for (const pod of [sessionPod().pod, withKeeper, executor]) {
+      expect(podSecurityViolations(pod.spec, "restricted")).toEqual([]);
+    }
   });
 });
 
