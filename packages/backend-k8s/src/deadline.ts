@@ -239,3 +239,13 @@ export class DeadlineWebSocketHandler {
     });
   }
 }
+
+/**
+ * `KubeConfig.loadFromDefault()` ($KUBECONFIG, ~/.kube/config, or the in-cluster
+ * ServiceAccount) with deadlines: what the API passes as the backend's `kubeConfig`.
+ */
+export function loadDeadlineKubeConfig(opts: DeadlineOptions = {}): DeadlineKubeConfig {
+  const kc = new DeadlineKubeConfig(opts);
+  kc.loadFromDefault();
+  return kc;
+}

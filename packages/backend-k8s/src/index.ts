@@ -45,6 +45,7 @@ export {
   KubernetesRequestCancelledError,
   KubernetesTimeoutError,
   deadlineHttpLibrary,
+  loadDeadlineKubeConfig,
   withSignal,
   type DeadlineOptions,
 } from "./deadline.js";

@@ -4,6 +4,9 @@
  * and every exec handshake fails within its deadline as BackendUnavailableError (503), with
  * the real client library, and works again once the server answers.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { BackendUnavailableError, BackendError, execCapture, newSessionId } from "@code-interpreter/core";
@@ -11,6 +14,7 @@ import {
   DeadlineKubeConfig,
   KubernetesTimeoutError,
   PodExecTransport,
+  loadDeadlineKubeConfig,
   toCoreError,
   withSignal,
   type KubernetesBackend,
@@ -108,6 +112,29 @@ describe("deadlines against a hung apiserver", () => {
       fake.resume();
     }
     expect((await execCapture(t, ["echo", "ok"])).stdout.toString()).toBe("ok\n");
+  });
+
+  it("loadDeadlineKubeConfig loads $KUBECONFIG like loadFromDefault, with the deadline", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kc-"));
+    const file = join(dir, "config");
+    writeFileSync(file, fake.kubeConfig(NAMESPACE).exportConfig());
+    const before = process.env.KUBECONFIG;
+    process.env.KUBECONFIG = file;
+    try {
+      const loaded = loadDeadlineKubeConfig({ requestTimeoutMs: DEADLINE_MS });
+      expect(loaded.requestTimeoutMs).toBe(DEADLINE_MS);
+      const viaEnv = makeBackend(fake, { kubeConfig: loaded });
+      await viaEnv.ping();
+      fake.hang();
+      const { err, ms } = await timed(viaEnv.ping());
+      expect(err).toBeInstanceOf(BackendUnavailableError);
+      expect(ms).toBeLessThan(DEADLINE_MS + SLACK_MS);
+    } finally {
+      fake.resume();
+      if (before === undefined) delete process.env.KUBECONFIG;
+      else process.env.KUBECONFIG = before;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("withSignal ends one call when the caller's signal fires, before the deadline", async () => {

@@ -863,8 +863,11 @@ export class FakeApiServer {
       stream.on("end", resolve);
       stream.on("close", resolve);
     });
+    // The engine may report the exec as running for a while after its streams closed (much
+    // longer on a loaded machine): poll with a deadline, not a fixed number of tries.
     let code: number | null = null;
-    for (let i = 0; i < 50; i++) {
+    const until = Date.now() + 15_000;
+    while (Date.now() < until) {
       const info = await exec.inspect().catch(() => null);
       if (!info) break;
       if (!info.Running) {
