@@ -50,3 +50,4 @@ export {
   type DeadlineOptions,
 } from "./deadline.js";
 export { CREATE_FAILURES, IMAGE_FAILURES, describePending, podStartError } from "./pod-status.js";
+export { writeKeeperState } from "./keeper-state.js";

@@ -267,7 +267,9 @@ export interface KeeperState {
 /**
  * The command that records a session's expiry and last activity for its keeper (run it in
  * the pod through the exec transport on every keepalive and activity). It writes a temp file
- * and renames it, so the keeper never reads half a file.
+ * (unique per writer) and renames it, so the keeper never reads half a file and concurrent
+ * writers do not collide. Write the latest values: the keeper takes the larger expiry but
+ * the last written activity.
  */
 export function keeperStateCommand(state: KeeperState): string[] {
   const json = JSON.stringify({
@@ -277,7 +279,7 @@ export function keeperStateCommand(state: KeeperState): string[] {
   return [
     "python3",
     "-c",
-    "import os, sys\np = sys.argv[1]\nt = p + '.tmp'\nwith open(t, 'w') as f:\n    f.write(sys.argv[2])\nos.replace(t, p)",
+    "import os, sys\np = sys.argv[1]\nt = '%s.%d.tmp' % (p, os.getpid())\nwith open(t, 'w') as f:\n    f.write(sys.argv[2])\nos.replace(t, p)",
     KEEPER_STATE_PATH,
     json,
   ];

@@ -4,12 +4,12 @@
  * annotations that activity and keepalive patch.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SessionNotFoundError, execCapture } from "@code-interpreter/core";
+import { BackendError, SessionNotFoundError } from "@code-interpreter/core";
 import {
   ANNOTATION_LAST_ACTIVE_AT,
   PodExecTransport,
   buildSessionPod,
-  keeperStateCommand,
+  writeKeeperState,
   type KubernetesBackend,
 } from "../src/index.js";
 import type { FakeApiServer } from "./fake-apiserver/server.js";
@@ -119,13 +119,23 @@ describe("the keeper ends a session pod at its TTL and idle deadline with no API
     await createRunningPod(fake, buildSessionPod({ ...input, keeperEnforcesExpiry: true }));
     const extended = input.lifetime.expiresAt + 4000;
     const t = new PodExecTransport(fake.kubeConfig(NAMESPACE), NAMESPACE, input.name);
-    const write = await execCapture(t, keeperStateCommand({ expiresAt: extended, lastActiveAt: Date.now() }));
-    expect(write.exitCode).toBe(0);
+    await writeKeeperState(t, { expiresAt: extended, lastActiveAt: Date.now() });
     // Past the original TTL the pod still runs (the keeper rereads the file every <= 2 s).
     await eventually(() => Date.now() > input.lifetime.expiresAt + 2500, 10_000);
     expect(ended(input.name)).toBeNull();
     await eventually(() => ended(input.name), 30_000, "kept-alive pod ended");
     expect(Date.now()).toBeGreaterThanOrEqual(extended);
+  });
+
+  it("writing the state fails clearly in a pod without the keeper volume", async () => {
+    const input = sessionPodInput(600);
+    await createRunningPod(fake, buildSessionPod(input));
+    const t = new PodExecTransport(fake.kubeConfig(NAMESPACE), NAMESPACE, input.name);
+    const err = await writeKeeperState(t, { expiresAt: Date.now(), lastActiveAt: Date.now() }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(BackendError);
+    expect((err as Error).message).toMatch(/recording the session's expiry in its pod failed \(exit 1\)/);
   });
 
   it("without it (the default), the keeper works to the hard deadline only", () => {

@@ -194,6 +194,7 @@ describe("buildSessionPod", () => {
     });
     const write = keeperStateCommand({ expiresAt: 5000.7, lastActiveAt: 4000 });
     expect(write.slice(3)).toEqual([KEEPER_STATE_PATH, '{"expiresAt":5000,"lastActiveAt":4000}']);
+    expect(write[2]).toContain("os.replace");
   });
 
   it("refuses the removed network lockdown instead of creating a pod without it", () => {
