@@ -10,30 +10,27 @@ import {
   BackendUnavailableError,
   SessionNotFoundError,
   newExecutorName,
-  newLifetime,
   newSessionId,
-  sessionTags,
 } from "@code-interpreter/core";
 import { buildExecutorPod, buildSessionPod, type KubernetesBackend } from "../src/index.js";
 import type { FakeApiServer } from "./fake-apiserver/server.js";
-import { IMAGE, NAMESPACE, backendOptions, eventually, limits, makeBackend, startFake } from "./helpers.js";
+import {
+  IMAGE,
+  NAMESPACE,
+  backendOptions,
+  eventually,
+  limits,
+  makeBackend,
+  sessionPodInput,
+  startFake,
+} from "./helpers.js";
 import { KubernetesBackend as Backend } from "../src/index.js";
 
 const sessionReq = { files: [], ttlSeconds: 600, idleTimeoutSeconds: null, metadata: {}, owner: null };
 
 /** An expired session pod object (as a crashed API would leave behind). */
 function expiredSessionPod(createdAgoMs = 120_000) {
-  const lifetime = newLifetime(Date.now() - createdAgoMs, 60, 3600, null);
-  const tags = sessionTags(lifetime, { owner: null, metadata: {} });
-  return buildSessionPod({
-    namespace: NAMESPACE,
-    image: IMAGE,
-    imagePullPolicy: "IfNotPresent",
-    limits,
-    name: newSessionId(),
-    lifetime,
-    ...tags,
-  });
+  return buildSessionPod(sessionPodInput(60, { now: Date.now() - createdAgoMs }));
 }
 
 describe("pod start failures", () => {
@@ -269,17 +266,9 @@ describe("reaper, deletes and the prefix check", () => {
   });
 });
 
+/** A live (not yet expired) session pod's input. */
 function expiredSessionPodArgs() {
-  const lifetime = newLifetime(Date.now(), 600, 3600, null);
-  const tags = sessionTags(lifetime, { owner: null, metadata: {} });
-  return {
-    namespace: NAMESPACE,
-    image: IMAGE,
-    imagePullPolicy: "IfNotPresent" as const,
-    limits,
-    lifetime,
-    ...tags,
-  };
+  return sessionPodInput(600);
 }
 
 describe("ownerReference to the API's Deployment", () => {
