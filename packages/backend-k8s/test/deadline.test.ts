@@ -88,6 +88,14 @@ describe("deadlines against a hung apiserver", () => {
         () => backend.getSession(session),
         () => backend.listSessions(),
         () => backend.keepalive(session, 60),
+        () =>
+          backend.execInSession(session, {
+            language: "python",
+            code: "print(1)",
+            timeoutMs: 10_000,
+            maxOutputBytes: 1000,
+          }),
+        () => backend.readSessionFile(session, "x.txt"),
         () => backend.deleteSession(newSessionId()),
       ]) {
         const { err, ms } = await timed(call());
