@@ -51,3 +51,4 @@ export {
 } from "./deadline.js";
 export { CREATE_FAILURES, IMAGE_FAILURES, describePending, podStartError } from "./pod-status.js";
 export { writeKeeperState } from "./keeper-state.js";
+export { deletePodQuietly, startPod, waitForPodRunning, type StartPodOptions } from "./pod-start.js";
