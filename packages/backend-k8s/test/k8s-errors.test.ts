@@ -85,7 +85,6 @@ describe("admission: Pod Security restricted and ServiceAccounts", () => {
     expect(body.message).toBe(
       `pods "${pod.metadata!.name}" is forbidden: violates PodSecurity "restricted:latest": ` +
         'allowPrivilegeEscalation != false (container "executor" must set securityContext.allowPrivilegeEscalation=false), ' +
-        'non-default capabilities (container "executor" must not include "NET_ADMIN" in securityContext.capabilities.add), ' +
         'unrestricted capabilities (container "executor" must set securityContext.capabilities.drop=["ALL"]; container "executor" must not include "NET_ADMIN" in securityContext.capabilities.add), ' +
         'runAsUser=0 (container "executor" must not set runAsUser=0), ' +
         'seccompProfile (pod or container "executor" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")',

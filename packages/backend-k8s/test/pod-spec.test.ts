@@ -307,3 +307,38 @@ describe("the fake apiserver's validator rejects what a real apiserver would", (
     expect(status?.details?.causes?.some((c) => c.field.includes(field))).toBe(true);
   });
 });
+
+describe("the fake's Pod Security messages (shapes of kube-apiserver's)", () => {
+  it("baseline: non-default capabilities, host namespaces, hostPath volumes, privileged", () => {
+    const spec = {
+      hostNetwork: true,
+      volumes: [{ name: "dev", hostPath: { path: "/dev" } }],
+      containers: [
+        {
+          name: "a",
+          securityContext: { privileged: true, capabilities: { add: ["SYS_ADMIN", "NET_ADMIN"] } },
+        },
+      ],
+    };
+    expect(podSecurityViolations(spec, "baseline")).toEqual([
+      'non-default capabilities (container "a" must not include "NET_ADMIN", "SYS_ADMIN" in securityContext.capabilities.add)',
+      "host namespaces (hostNetwork=true)",
+      'hostPath volumes (volume "dev")',
+      'privileged (container "a" must not set securityContext.privileged=true)',
+    ]);
+  });
+
+  it("restricted replaces the baseline capability and volume checks with its own", () => {
+    const spec = {
+      volumes: [{ name: "dev", hostPath: { path: "/dev" } }],
+      containers: [{ name: "a", securityContext: { capabilities: { add: ["NET_ADMIN"] } } }, { name: "b" }],
+    };
+    expect(podSecurityViolations(spec, "restricted")).toEqual([
+      'allowPrivilegeEscalation != false (containers "a", "b" must set securityContext.allowPrivilegeEscalation=false)',
+      'unrestricted capabilities (containers "a", "b" must set securityContext.capabilities.drop=["ALL"]; container "a" must not include "NET_ADMIN" in securityContext.capabilities.add)',
+      'restricted volume types (volume "dev" uses restricted volume type "hostPath")',
+      'runAsNonRoot != true (pod or containers "a", "b" must set securityContext.runAsNonRoot=true)',
+      'seccompProfile (pod or containers "a", "b" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")',
+    ]);
+  });
+});

@@ -49,70 +49,48 @@ const q = (s: string) => JSON.stringify(s);
 const containerList = (names: string[]) =>
   `${names.length === 1 ? "container" : "containers"} ${names.map(q).join(", ")}`;
 
-/** The check IDs of k8s.io/pod-security-admission, in the order it reports failures. */
-const CHECK_ORDER = [
-  "allowPrivilegeEscalation",
-  "non-default capabilities",
-  "unrestricted capabilities",
-  "host namespaces",
-  "hostPath volumes",
-  "privileged",
-  "restricted volume types",
-  "runAsNonRoot",
-  "runAsUser",
-  "seccompProfile",
-];
-
 /**
- * The failed checks of a pod against a Pod Security level, each as `check (detail)`, in the
- * order kube-apiserver lists them (sorted by check ID).
+ * The failed checks of a pod against a Pod Security level, each as `check (detail)`, the
+ * way k8s.io/pod-security-admission reports them: the baseline checks, then the restricted
+ * ones, each group in check-ID order; at "restricted" the restricted capabilities and volume
+ * checks replace their baseline counterparts ("non-default capabilities", "hostPath volumes").
  */
 export function podSecurityViolations(spec: Json, level: PodSecurityLevel): string[] {
   if (level === "privileged") return [];
   const out: string[] = [];
-  const sorted = () =>
-    out
-      .map((text) => ({ text, i: CHECK_ORDER.findIndex((id) => text.startsWith(id)) }))
-      .sort((a, b) => a.i - b.i)
-      .map((x) => x.text);
   const psc = spec.securityContext ?? {};
   const containers: Named[] = [...(spec.initContainers ?? []), ...(spec.containers ?? [])];
   const where = (pred: (c: Named) => boolean) => containers.filter(pred).map((c) => c.name);
+  const restricted = level === "restricted";
 
-  // ---- baseline
+  // ---- baseline (check-ID order: capabilities, hostNamespaces, hostPathVolumes, privileged)
   const hostNs = ["hostNetwork", "hostPID", "hostIPC"].filter((k) => spec[k] === true);
+  const addsNonDefault = where((c) =>
+    ((c.securityContext?.capabilities?.add ?? []) as string[]).some((cap) => !BASELINE_CAPS.has(cap)),
+  );
+  if (!restricted && addsNonDefault.length) {
+    const caps = new Set<string>();
+    for (const c of containers) {
+      for (const cap of (c.securityContext?.capabilities?.add ?? []) as string[]) {
+        if (!BASELINE_CAPS.has(cap)) caps.add(cap);
+      }
+    }
+    out.push(
+      `non-default capabilities (${containerList(addsNonDefault)} must not include ${[...caps].sort().map(q).join(", ")} in securityContext.capabilities.add)`,
+    );
+  }
   if (hostNs.length) out.push(`host namespaces (${hostNs.map((k) => `${k}=true`).join(", ")})`);
+  const hostPath = ((spec.volumes ?? []) as Json[]).filter((v) => v.hostPath).map((v) => q(v.name));
+  if (!restricted && hostPath.length) {
+    out.push(`hostPath volumes (${hostPath.length === 1 ? "volume" : "volumes"} ${hostPath.join(", ")})`);
+  }
   const privileged = where((c) => c.securityContext?.privileged === true);
   if (privileged.length) {
     out.push(`privileged (${containerList(privileged)} must not set securityContext.privileged=true)`);
   }
-  const nonDefaultCaps: string[] = [];
-  for (const c of containers) {
-    const bad = ((c.securityContext?.capabilities?.add ?? []) as string[]).filter(
-      (cap) => !BASELINE_CAPS.has(cap),
-    );
-    if (bad.length) {
-      nonDefaultCaps.push(
-        `container ${q(c.name)} must not include ${bad.map(q).join(", ")} in securityContext.capabilities.add`,
-      );
-    }
-  }
-  if (nonDefaultCaps.length) out.push(`non-default capabilities (${nonDefaultCaps.join("; ")})`);
-  const hostPath = ((spec.volumes ?? []) as Json[]).filter((v) => v.hostPath).map((v) => q(v.name));
-  if (hostPath.length) {
-    out.push(`hostPath volumes (${hostPath.length === 1 ? "volume" : "volumes"} ${hostPath.join(", ")})`);
-  }
-  if (level === "baseline") return sorted();
+  if (!restricted) return out;
 
   // ---- restricted
-  const restrictedVolumes = ((spec.volumes ?? []) as Json[])
-    .map((v) => ({ name: v.name as string, type: Object.keys(v).find((k) => k !== "name") ?? "" }))
-    .filter((v) => !RESTRICTED_VOLUME_SOURCES.has(v.type));
-  if (restrictedVolumes.length) {
-    out.push(
-      `restricted volume types (${restrictedVolumes.map((v) => `volume ${q(v.name)} uses restricted volume type ${q(v.type)}`).join("; ")})`,
-    );
-  }
   const escalation = where((c) => c.securityContext?.allowPrivilegeEscalation !== false);
   if (escalation.length) {
     out.push(
@@ -124,17 +102,29 @@ export function podSecurityViolations(spec: Json, level: PodSecurityLevel): stri
   if (noDrop.length) {
     capsProblems.push(`${containerList(noDrop)} must set securityContext.capabilities.drop=["ALL"]`);
   }
-  for (const c of containers) {
-    const bad = ((c.securityContext?.capabilities?.add ?? []) as string[]).filter(
-      (cap) => cap !== "NET_BIND_SERVICE",
-    );
-    if (bad.length) {
-      capsProblems.push(
-        `container ${q(c.name)} must not include ${bad.map(q).join(", ")} in securityContext.capabilities.add`,
-      );
+  const addsForbidden = where((c) =>
+    ((c.securityContext?.capabilities?.add ?? []) as string[]).some((cap) => cap !== "NET_BIND_SERVICE"),
+  );
+  if (addsForbidden.length) {
+    const caps = new Set<string>();
+    for (const c of containers) {
+      for (const cap of (c.securityContext?.capabilities?.add ?? []) as string[]) {
+        if (cap !== "NET_BIND_SERVICE") caps.add(cap);
+      }
     }
+    capsProblems.push(
+      `${containerList(addsForbidden)} must not include ${[...caps].sort().map(q).join(", ")} in securityContext.capabilities.add`,
+    );
   }
   if (capsProblems.length) out.push(`unrestricted capabilities (${capsProblems.join("; ")})`);
+  const restrictedVolumes = ((spec.volumes ?? []) as Json[])
+    .map((v) => ({ name: v.name as string, type: Object.keys(v).find((k) => k !== "name") ?? "" }))
+    .filter((v) => !RESTRICTED_VOLUME_SOURCES.has(v.type));
+  if (restrictedVolumes.length) {
+    out.push(
+      `restricted volume types (${restrictedVolumes.map((v) => `volume ${q(v.name)} uses restricted volume type ${q(v.type)}`).join("; ")})`,
+    );
+  }
   const podNonRoot = psc.runAsNonRoot === true;
   const explicitRoot = where((c) => c.securityContext?.runAsNonRoot === false);
   const unsetNonRoot = where((c) => c.securityContext?.runAsNonRoot === undefined);
@@ -162,7 +152,7 @@ export function podSecurityViolations(spec: Json, level: PodSecurityLevel): stri
       `seccompProfile (pod or ${containerList(noSeccomp)} must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")`,
     );
   }
-  return sorted();
+  return out;
 }
 
 /** The 403 kube-apiserver answers for a pod the namespace's Pod Security level forbids. */
