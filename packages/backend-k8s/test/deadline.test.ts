@@ -20,7 +20,7 @@ import {
   type KubernetesBackend,
 } from "../src/index.js";
 import type { FakeApiServer } from "./fake-apiserver/server.js";
-import { NAMESPACE, makeBackend, startFake } from "./helpers.js";
+import { NAMESPACE, makeBackend, sleep, startFake } from "./helpers.js";
 
 const DEADLINE_MS = 800;
 /** Slack for a loaded machine: the call must end near its deadline, not after a TCP timeout. */
@@ -120,6 +120,30 @@ describe("deadlines against a hung apiserver", () => {
       fake.resume();
     }
     expect((await execCapture(t, ["echo", "ok"])).stdout.toString()).toBe("ok\n");
+  });
+
+  it("a hang in the middle of a running exec still ends the call: timeout + backstop, then the result", async () => {
+    const t0 = Date.now();
+    const run = backend.execInSession(session, {
+      language: "python",
+      code: "import time\nprint('before', flush=True)\ntime.sleep(1)\nprint('after')",
+      timeoutMs: 1000,
+      maxOutputBytes: 1000,
+    });
+    // Hang once the command runs (its first output may or may not have been relayed).
+    await sleep(300);
+    fake.hang();
+    try {
+      const r = await run;
+      // core's runner gives up at timeoutMs + its 3 s backstop; the kill exec then meets the
+      // handshake deadline: the call ends, reported as timed out, never hangs.
+      expect(r.timedOut).toBe(true);
+      expect(r.stdout).not.toContain("after");
+      expect(Date.now() - t0).toBeLessThan(1000 + 3000 + DEADLINE_MS + 2000 + SLACK_MS);
+    } finally {
+      fake.resume();
+    }
+    expect((await backend.getSession(session)).status).toBe("running");
   });
 
   it("loadDeadlineKubeConfig loads $KUBECONFIG like loadFromDefault, with the deadline", async () => {

@@ -796,18 +796,26 @@ export class FakeApiServer {
     stdin: boolean,
     user: string,
   ): Promise<void> {
+    // A hung apiserver relays nothing, not even on exec streams already open: while hung,
+    // what the command writes waits (in order) until resume().
+    const relay = (f: () => void) => {
+      if (this.gate) void this.gate.promise.then(() => relay(f));
+      else f();
+    };
     const sendFrame = (channel: number, data: Buffer) => {
-      if (ws.readyState !== ws.OPEN || data.length === 0) return;
+      if (data.length === 0) return;
       const frame = Buffer.allocUnsafe(data.length + 1);
       frame[0] = channel;
       data.copy(frame, 1);
-      ws.send(frame);
+      relay(() => {
+        if (ws.readyState === ws.OPEN) ws.send(frame);
+      });
     };
     const finish = (status: Json) => {
-      if (ws.readyState === ws.OPEN) {
-        sendFrame(3, Buffer.from(JSON.stringify(status)));
-        ws.close(1000);
-      }
+      sendFrame(3, Buffer.from(JSON.stringify(status)));
+      relay(() => {
+        if (ws.readyState === ws.OPEN) ws.close(1000);
+      });
     };
     // Frames may arrive before the Docker exec is attached: queue them until it is. `null`
     // is the end of stdin (v5's close-stream frame: channel 255, then the stream number).
