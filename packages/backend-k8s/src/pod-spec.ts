@@ -17,8 +17,8 @@
 import type { V1OwnerReference, V1Pod, V1SecurityContext } from "@kubernetes/client-node";
 import {
   EXECUTOR_REAP_MARGIN_MS,
+  BackendError,
   LABEL_REAP_AFTER,
-  ValidationError,
   baseLabels,
   executorCommands,
   toUnixSeconds,
@@ -138,7 +138,8 @@ function basePod(
   keeperState = false,
 ): V1Pod {
   if (o.networkLockdown) {
-    throw new ValidationError(
+    // A server misconfiguration, not the caller's mistake: 500, and no pod is created.
+    throw new BackendError(
       "KUBERNETES_NETWORK_LOCKDOWN was removed: its root NET_ADMIN init container is rejected by Pod Security " +
         '"restricted"; rely on the deny-all NetworkPolicy (docs/kubernetes.md)',
     );

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
+  BackendError,
   LABEL_REAP_AFTER,
-  ValidationError,
   isDns1123Label,
   newExecutorName,
   newLifetime,
@@ -198,7 +198,7 @@ describe("buildSessionPod", () => {
   });
 
   it("refuses the removed network lockdown instead of creating a pod without it", () => {
-    expect(() => sessionPod({ networkLockdown: true })).toThrow(ValidationError);
+    expect(() => sessionPod({ networkLockdown: true })).toThrow(BackendError);
     expect(() => sessionPod({ networkLockdown: true })).toThrow(/NetworkPolicy/);
   });
 
