@@ -1,23 +1,32 @@
 /**
  * core's ExecTransport over the Kubernetes exec API: a WebSocket to
- * `/api/v1/namespaces/{ns}/pods/{pod}/exec` speaking the channel protocol (client-node's
- * `Exec` negotiates `v4.channel.k8s.io`): stdin frames on channel 0, stdout on 1, stderr on
- * 2, and a final Status object on channel 3 that carries the exit code.
+ * `/api/v1/namespaces/{ns}/pods/{pod}/exec` speaking the channel protocol: stdin frames on
+ * channel 0, stdout on 1, stderr on 2, and a final Status object on channel 3 that carries
+ * the exit code. client-node's `Exec` offers `v5.channel.k8s.io` first, then v4 (and older);
+ * the apiserver picks the first it speaks (v5 on clusters >= 1.30, v4 before).
  *
- * stdin is never half-closed (v4 cannot: ending stdin closes the whole socket). core's
- * runner length-frames its stdin and staging tars are padded to a whole tar record, so no
- * command needs an EOF.
+ * - v5 can half-close stdin: once the stdin source has been sent, the close-stream frame
+ *   (channel 255, then stream 0) tells the command EOF.
+ * - v4 cannot (ending stdin closes the whole socket), so there stdin is never ended. core's
+ *   runner length-frames its stdin and staging tars are padded to a whole tar record, so no
+ *   command needs an EOF on either protocol.
+ *
+ * The WebSocket opens with a handshake deadline (DeadlineWebSocketHandler): a hung
+ * apiserver fails the call with BackendUnavailableError instead of hanging it.
  */
 import { PassThrough, type Readable } from "node:stream";
 import { Exec, type KubeConfig, type V1Status } from "@kubernetes/client-node";
 import type { ExecOptions, ExecProcess, ExecTransport } from "@code-interpreter/core";
 import { BackendError, NotSupportedError, SessionNotFoundError, isSessionId } from "@code-interpreter/core";
+import { DEFAULT_K8S_REQUEST_TIMEOUT_MS, DeadlineKubeConfig, DeadlineWebSocketHandler } from "./deadline.js";
 import { isNotFound, toCoreError } from "./k8s-errors.js";
 import { EXECUTOR_CONTAINER } from "./pod-spec.js";
 
 type ExecSocket = Awaited<ReturnType<Exec["exec"]>>;
 
 const STDIN_CHANNEL = 0;
+const CLOSE_CHANNEL = 255;
+export const EXEC_V5_PROTOCOL = "v5.channel.k8s.io";
 /** Largest stdin frame we send (the apiserver and kubelet accept much larger ones). */
 const MAX_FRAME = 256 * 1024;
 
@@ -35,13 +44,21 @@ export function exitCodeFromStatus(status: V1Status): number | null {
 export class PodExecTransport implements ExecTransport {
   private readonly execApi: Exec;
 
+  /**
+   * @param handshakeTimeoutMs deadline of the WebSocket's opening handshake; default: the
+   *   DeadlineKubeConfig's `execHandshakeTimeoutMs`, else DEFAULT_K8S_REQUEST_TIMEOUT_MS.
+   */
   constructor(
     kc: KubeConfig,
     private readonly namespace: string,
     private readonly pod: string,
     private readonly container = EXECUTOR_CONTAINER,
+    handshakeTimeoutMs?: number,
   ) {
-    this.execApi = new Exec(kc);
+    const timeout =
+      handshakeTimeoutMs ??
+      (kc instanceof DeadlineKubeConfig ? kc.execHandshakeTimeoutMs : DEFAULT_K8S_REQUEST_TIMEOUT_MS);
+    this.execApi = new Exec(kc, new DeadlineWebSocketHandler(kc, timeout));
   }
 
   async exec(cmd: string[], opts: ExecOptions = {}): Promise<ExecProcess> {
@@ -140,6 +157,18 @@ export class PodExecTransport implements ExecTransport {
       for (let off = 0; off < chunk.length; off += MAX_FRAME) {
         await send(chunk.subarray(off, off + MAX_FRAME));
       }
+    }
+    if (ws.protocol === EXEC_V5_PROTOCOL) {
+      // v5: half-close stdin (the command sees EOF; stdout/stderr keep flowing).
+      await new Promise<void>((resolve, reject) => {
+        if (ws.readyState !== ws.OPEN) {
+          reject(new Error("exec connection closed"));
+          return;
+        }
+        ws.send(Buffer.from([CLOSE_CHANNEL, STDIN_CHANNEL]), (err?: Error) =>
+          err ? reject(err) : resolve(),
+        );
+      });
     }
   }
 }

@@ -11,14 +11,44 @@ export {
   ANNOTATION_LAST_ACTIVE_AT,
   EXECUTOR_CONTAINER,
   EXECUTOR_UID,
-  NETWORK_LOCKDOWN_SCRIPT,
+  KEEPER_STATE_DIR,
+  KEEPER_STATE_PATH,
   buildExecutorPod,
   buildSessionPod,
   cpuQuantity,
   executorReapAfter,
+  keeperStateCommand,
   miQuantity,
+  podMemoryLimitMb,
   restrictedContainerSecurityContext,
 } from "./pod-spec.js";
-export type { ExecutorPodInput, ImagePullPolicy, PodSpecOptions, SessionPodInput } from "./pod-spec.js";
-export { PodExecTransport, exitCodeFromStatus } from "./exec-transport.js";
-export { toCoreError, isNotFound, isUnreachable } from "./k8s-errors.js";
+export type {
+  ExecutorPodInput,
+  ImagePullPolicy,
+  KeeperState,
+  PodSpecOptions,
+  SessionPodInput,
+} from "./pod-spec.js";
+export { EXEC_V5_PROTOCOL, PodExecTransport, exitCodeFromStatus } from "./exec-transport.js";
+export {
+  isNotFound,
+  isUnreachable,
+  refusalCause,
+  toCoreError,
+  unschedulableError,
+  type RefusalCause,
+} from "./k8s-errors.js";
+export {
+  DEFAULT_K8S_REQUEST_TIMEOUT_MS,
+  DeadlineKubeConfig,
+  DeadlineWebSocketHandler,
+  KubernetesRequestCancelledError,
+  KubernetesTimeoutError,
+  deadlineHttpLibrary,
+  loadDeadlineKubeConfig,
+  withSignal,
+  type DeadlineOptions,
+} from "./deadline.js";
+export { CREATE_FAILURES, IMAGE_FAILURES, describePending, podStartError } from "./pod-status.js";
+export { writeKeeperState } from "./keeper-state.js";
+export { deletePodQuietly, startPod, waitForPodRunning, type StartPodOptions } from "./pod-start.js";

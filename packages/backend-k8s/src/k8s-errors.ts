@@ -1,9 +1,21 @@
 /**
  * Maps what @kubernetes/client-node throws (ApiException with an HTTP code, node-fetch
- * system errors, WebSocket handshake errors) onto the typed errors of core.
+ * system errors, WebSocket handshake errors, our deadlines) onto the typed errors of core.
+ *
+ * A 401/403 has four real causes, each named in the detail: bad credentials (401), the
+ * Role (RBAC "cannot <verb> resource"), Pod Security admission ("violates PodSecurity"),
+ * ServiceAccount admission ("error looking up service account"); a ResourceQuota refusal
+ * ("exceeded quota") is a capacity limit (429), other admission refusals (LimitRange,
+ * webhooks) are named as such.
  */
-import { ApiException } from "@kubernetes/client-node";
-import { BackendError, BackendUnavailableError, isCodeInterpreterError } from "@code-interpreter/core";
+import { ApiException, type V1Pod } from "@kubernetes/client-node";
+import {
+  BackendError,
+  BackendUnavailableError,
+  CapacityError,
+  isCodeInterpreterError,
+} from "@code-interpreter/core";
+import { KubernetesRequestCancelledError, KubernetesTimeoutError } from "./deadline.js";
 
 const NETWORK_CODES = new Set([
   "ECONNREFUSED",
@@ -88,9 +100,52 @@ export function isUnreachable(err: unknown): boolean {
   return status === 502 || status === 503 || status === 504;
 }
 
+/** Why the cluster said no to a request (401/403 and quota). */
+export type RefusalCause =
+  "credentials" | "rbac" | "pod-security" | "service-account" | "quota" | "admission" | "forbidden";
+
+/** The real cause of a 401/403, from the Status message kube-apiserver sends; null otherwise. */
+export function refusalCause(err: unknown): RefusalCause | null {
+  const status = httpStatusOf(err);
+  if (status === 401) return "credentials";
+  if (status !== 403) return null;
+  const msg = apiMessage(err);
+  if (/violates PodSecurity/.test(msg)) return "pod-security";
+  if (/error looking up service account/.test(msg)) return "service-account";
+  if (/exceeded quota/.test(msg)) return "quota";
+  if (/cannot [a-z]+ resource "/.test(msg)) return "rbac";
+  if (/admission webhook .* denied the request|maximum .* usage per|minimum .* usage per/.test(msg)) {
+    return "admission";
+  }
+  return "forbidden";
+}
+
+const REFUSAL_HINTS: Record<RefusalCause, string> = {
+  credentials:
+    "the cluster rejected the API's credentials (HTTP 401): the ServiceAccount token or kubeconfig user is missing, invalid or expired",
+  rbac: "the API's Role does not allow this (RBAC, HTTP 403): grant the verb on the resource named above (deploy/base/role.yaml)",
+  "pod-security":
+    "Pod Security admission rejected the pod (HTTP 403): the namespace's pod-security.kubernetes.io/enforce level forbids the fields named above",
+  "service-account":
+    "ServiceAccount admission rejected the pod (HTTP 403): the ServiceAccount it runs as does not exist in the namespace",
+  quota: "the namespace's ResourceQuota is used up (HTTP 403)",
+  admission: "an admission controller rejected the request (HTTP 403)",
+  forbidden:
+    "the cluster refused the request (HTTP 403; for exec: the Role needs create and get on pods/exec)",
+};
+
 /** Converts any error from a Kubernetes call into a core error; `what` names the operation. */
 export function toCoreError(err: unknown, what: string): Error {
   if (isCodeInterpreterError(err)) return err;
+  if (err instanceof KubernetesTimeoutError) {
+    return new BackendUnavailableError(
+      `Kubernetes API did not answer within ${err.timeoutMs} ms while trying to ${what}`,
+      { cause: err },
+    );
+  }
+  if (err instanceof KubernetesRequestCancelledError) {
+    return new BackendError(`cancelled while trying to ${what}`, { cause: err });
+  }
   if (isUnreachable(err)) {
     return new BackendUnavailableError(
       `Kubernetes API unreachable while trying to ${what}: ${messageOf(err)}`,
@@ -103,11 +158,17 @@ export function toCoreError(err: unknown, what: string): Error {
   if (status === 429) {
     return new BackendUnavailableError(`Kubernetes API is throttling requests (${what})`, { cause: err });
   }
-  if (status === 401 || status === 403) {
-    return new BackendError(
-      `Kubernetes API refused to ${what} (HTTP ${status}): ${apiMessage(err)}; check the service account's Role`,
+  const cause = refusalCause(err);
+  if (cause === "quota") {
+    return new CapacityError(
+      `capacity reached: ${REFUSAL_HINTS.quota} while trying to ${what}: ${apiMessage(err)}`,
       { cause: err },
     );
+  }
+  if (cause) {
+    return new BackendError(`${REFUSAL_HINTS[cause]}; while trying to ${what}: ${apiMessage(err)}`, {
+      cause: err,
+    });
   }
   if (status !== null) {
     return new BackendError(`Kubernetes API failed to ${what} (HTTP ${status}): ${apiMessage(err)}`, {
@@ -115,4 +176,31 @@ export function toCoreError(err: unknown, what: string): Error {
     });
   }
   return new BackendError(`failed to ${what}: ${messageOf(err)}`, { cause: err });
+}
+
+/** Scheduler messages that mean "no room now" (as opposed to "no node will ever fit"). */
+const CAPACITY_MESSAGE = /Insufficient [a-z./-]+|Too many pods/;
+
+/**
+ * What a pending pod's `PodScheduled=False, reason=Unschedulable` condition means for the
+ * caller, as soon as the scheduler has said it (a second or two, not the ready timeout):
+ * - the node(s) lack room (`Insufficient cpu|memory|…`, `Too many pods`) → CapacityError
+ *   (429: capacity reached; retry later);
+ * - anything else (node selectors, taints, affinity, volumes) will not fix itself →
+ *   BackendError naming the scheduler's message.
+ * Returns null while the pod is not unschedulable. The caller deletes the pod.
+ */
+export function unschedulableError(pod: V1Pod): CapacityError | BackendError | null {
+  const cond = pod.status?.conditions?.find(
+    (c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable",
+  );
+  if (!cond) return null;
+  const name = pod.metadata?.name ?? "pod";
+  const message = cond.message ?? "Unschedulable";
+  if (CAPACITY_MESSAGE.test(message)) {
+    return new CapacityError(
+      `capacity reached: the cluster has no room for another executor pod (${name}): ${message}`,
+    );
+  }
+  return new BackendError(`pod ${name} cannot be scheduled: ${message}`);
 }

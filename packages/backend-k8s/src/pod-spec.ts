@@ -1,10 +1,23 @@
 /**
  * Pure builders for the pods this backend creates. No I/O: everything the spec depends on
  * is a parameter, so the security-relevant fields are unit-testable without a cluster.
+ *
+ * Sizing (see docs/kubernetes.md):
+ * - `/workspace` and `/tmp` are `emptyDir` with `medium: Memory`: a tmpfs the kubelet sizes
+ *   to `sizeLimit`, so a write past WORKSPACE_SIZE_MB fails at once with ENOSPC and the
+ *   session lives (a disk-backed emptyDir accepts the write and the kubelet evicts the pod
+ *   tens of seconds later). tmpfs pages are charged to the pod's memory cgroup, so the
+ *   container's memory limit is MEMORY_LIMIT_MB + WORKSPACE_SIZE_MB + TMP_SIZE_MB: the
+ *   program keeps its MEMORY_LIMIT_MB however full the disks are.
+ * - memory request = memory limit (memory is not compressible: overcommitting it gets pods
+ *   OOM-killed or evicted under node pressure); CPU request = `cpuRequest` (default: the
+ *   CPU limit, i.e. Guaranteed QoS). A lower CPU request packs more mostly-idle sessions on
+ *   a node (Burstable QoS; they share CPU under contention, never memory).
  */
 import type { V1OwnerReference, V1Pod, V1SecurityContext } from "@kubernetes/client-node";
 import {
   EXECUTOR_REAP_MARGIN_MS,
+  BackendError,
   LABEL_REAP_AFTER,
   baseLabels,
   executorCommands,
@@ -27,6 +40,10 @@ export const ANNOTATION_LAST_ACTIVE_AT = `${A}/last-active-at-ms`;
 /** Annotation: ISO 8601 expiry for humans (`kubectl get pod -o yaml`); informational only. */
 export const ANNOTATION_EXPIRES_AT_ISO = `${A}/expires-at`;
 
+/** Where the keeper of a session pod reads the expiry and last activity the API records. */
+export const KEEPER_STATE_DIR = "/run/code-interpreter";
+export const KEEPER_STATE_PATH = `${KEEPER_STATE_DIR}/keeper.json`;
+
 export type ImagePullPolicy = "Always" | "IfNotPresent" | "Never";
 
 export interface PodSpecOptions {
@@ -34,12 +51,19 @@ export interface PodSpecOptions {
   image: string;
   imagePullPolicy: ImagePullPolicy;
   limits: ExecutorLimits;
+  /** CPU request in cores (default: `limits.cpuLimit`, Guaranteed QoS); at most the limit. */
+  cpuRequest?: number | undefined;
   runtimeClass?: string | undefined;
   /** Set when the pods should be garbage-collected with the API's Deployment. */
   owner?: { name: string; uid: string } | undefined;
-  /** Adds the network-lockdown init container (needs an image with iptables, see README). */
+  /**
+   * Removed: the lockdown init container (root + NET_ADMIN) is rejected by a namespace that
+   * enforces Pod Security "restricted" and needs an image with iptables. Network isolation
+   * is the NetworkPolicy's job (deploy/, docs/kubernetes.md). `true` fails pod creation.
+   * @deprecated
+   */
   networkLockdown?: boolean | undefined;
-  /** Image of the lockdown init container (default: the executor image). */
+  /** @deprecated ignored (see `networkLockdown`). */
   networkLockdownImage?: string | undefined;
 }
 
@@ -48,6 +72,14 @@ export interface SessionPodInput extends PodSpecOptions {
   lifetime: Lifetime;
   labels: LabelMap;
   annotations: LabelMap;
+  /**
+   * true: the keeper ends the pod at the session's expiry and idle deadline, reading later
+   * keepalives and activity from KEEPER_STATE_PATH, which the session code must write
+   * (`keeperStateCommand`) on every keepalive and activity. false (default, until that is
+   * wired): the keeper works to the hard deadline only and the API's reaper enforces
+   * expiry and idle.
+   */
+  keeperEnforcesExpiry?: boolean | undefined;
 }
 
 export interface ExecutorPodInput extends PodSpecOptions {
@@ -81,19 +113,6 @@ export function restrictedContainerSecurityContext(): V1SecurityContext {
   };
 }
 
-/**
- * Shell script of the lockdown init container: default-deny every chain of the pod's network
- * namespace (shared with the executor container) except loopback, for IPv4 and IPv6.
- */
-export const NETWORK_LOCKDOWN_SCRIPT = [
-  "set -e",
-  "for t in iptables ip6tables; do",
-  '  command -v "$t" >/dev/null 2>&1 || { [ "$t" = ip6tables ] && continue; echo "$t missing" >&2; exit 1; }',
-  '  "$t" -P INPUT DROP; "$t" -P OUTPUT DROP; "$t" -P FORWARD DROP',
-  '  "$t" -A INPUT -i lo -j ACCEPT; "$t" -A OUTPUT -o lo -j ACCEPT',
-  "done",
-].join("\n");
-
 function ownerReferences(o: PodSpecOptions): V1OwnerReference[] | undefined {
   if (!o.owner) return undefined;
   return [
@@ -116,11 +135,21 @@ function basePod(
   annotations: LabelMap,
   command: string[],
   activeDeadlineSeconds: number,
+  keeperState = false,
 ): V1Pod {
+  if (o.networkLockdown) {
+    // A server misconfiguration, not the caller's mistake: 500, and no pod is created.
+    throw new BackendError(
+      "KUBERNETES_NETWORK_LOCKDOWN was removed: its root NET_ADMIN init container is rejected by Pod Security " +
+        '"restricted"; rely on the deny-all NetworkPolicy (docs/kubernetes.md)',
+    );
+  }
   const l = o.limits;
+  const memory = miQuantity(podMemoryLimitMb(l));
+  const cpuRequest = Math.min(l.cpuLimit, o.cpuRequest ?? l.cpuLimit);
   const resources = {
-    requests: { cpu: cpuQuantity(l.cpuLimit), memory: miQuantity(l.memoryLimitMb) },
-    limits: { cpu: cpuQuantity(l.cpuLimit), memory: miQuantity(l.memoryLimitMb) },
+    requests: { cpu: cpuQuantity(cpuRequest), memory },
+    limits: { cpu: cpuQuantity(l.cpuLimit), memory },
   };
   const pod: V1Pod = {
     apiVersion: "v1",
@@ -167,64 +196,94 @@ function basePod(
           volumeMounts: [
             { name: "workspace", mountPath: "/workspace" },
             { name: "tmp", mountPath: "/tmp" },
+            ...(keeperState ? [{ name: "keeper", mountPath: KEEPER_STATE_DIR }] : []),
           ],
         },
       ],
+      // medium Memory: a tmpfs of sizeLimit, so the limit holds at write time (ENOSPC).
       volumes: [
-        { name: "workspace", emptyDir: { sizeLimit: miQuantity(l.workspaceSizeMb) } },
-        { name: "tmp", emptyDir: { sizeLimit: miQuantity(l.tmpSizeMb) } },
+        { name: "workspace", emptyDir: { medium: "Memory", sizeLimit: miQuantity(l.workspaceSizeMb) } },
+        { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: miQuantity(l.tmpSizeMb) } },
+        ...(keeperState ? [{ name: "keeper", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } }] : []),
       ],
     },
   };
-  if (o.networkLockdown) {
-    pod.spec!.initContainers = [
-      {
-        name: "network-lockdown",
-        image: o.networkLockdownImage ?? o.image,
-        imagePullPolicy: o.imagePullPolicy,
-        command: ["sh", "-c", NETWORK_LOCKDOWN_SCRIPT],
-        resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { cpu: "100m", memory: "32Mi" } },
-        // The one exception to the restricted profile: root with NET_ADMIN only, and only in
-        // this short-lived init container that never runs user code.
-        securityContext: {
-          runAsNonRoot: false,
-          runAsUser: 0,
-          runAsGroup: 0,
-          allowPrivilegeEscalation: false,
-          privileged: false,
-          readOnlyRootFilesystem: true,
-          capabilities: { drop: ["ALL"], add: ["NET_ADMIN"] },
-          seccompProfile: { type: "RuntimeDefault" },
-        },
-      },
-    ];
-  }
   return pod;
 }
 
 /**
- * A session pod. Its container command is the keeper, which ends the pod at the hard
- * deadline (maxExpiresAt); `activeDeadlineSeconds` makes the kubelet enforce the same limit
- * even if the keeper or the API is gone. Soft expiry and idle timeouts are the reaper's job,
- * because keepalive moves them (in annotations) after the pod was created.
+ * The container memory limit, MiB: the program's MEMORY_LIMIT_MB plus the two memory-backed
+ * emptyDirs, whose pages count against the same cgroup.
+ */
+export function podMemoryLimitMb(l: ExecutorLimits): number {
+  return l.memoryLimitMb + l.workspaceSizeMb + l.tmpSizeMb;
+}
+
+/**
+ * A session pod. Its container command is the keeper (PID 1), which ends the pod:
+ * - with `keeperEnforcesExpiry`: at the session's expiry or idle deadline, whichever comes
+ *   first, moved by keepalive/activity through KEEPER_STATE_PATH, never past the hard cap;
+ *   a session created with ttl_seconds 20 ends about 20 s later with no API running;
+ * - without: at the hard deadline (maxExpiresAt) only.
+ * `activeDeadlineSeconds` is the hard cap (createdAt → maxExpiresAt): the kubelet's
+ * backstop if the keeper is gone. It cannot carry the TTL: Kubernetes lets a running pod's
+ * activeDeadlineSeconds be lowered but never raised, so keepalive could not move it.
  */
 export function buildSessionPod(input: SessionPodInput): V1Pod {
   const { lifetime } = input;
   const lifetimeSeconds = Math.max(1, Math.ceil((lifetime.maxExpiresAt - lifetime.createdAt) / 1000));
-  const command = executorCommands.keeper({
-    statePath: null,
-    maxExpiresAt: lifetime.maxExpiresAt,
-    expiresAt: lifetime.maxExpiresAt,
-    idleTimeoutSeconds: null,
-    createdAt: lifetime.createdAt,
-  });
+  const keeperState = input.keeperEnforcesExpiry === true;
+  const command = executorCommands.keeper(
+    keeperState
+      ? {
+          statePath: KEEPER_STATE_PATH,
+          maxExpiresAt: lifetime.maxExpiresAt,
+          expiresAt: lifetime.expiresAt,
+          idleTimeoutSeconds: lifetime.idleTimeoutSeconds,
+          createdAt: lifetime.createdAt,
+        }
+      : {
+          statePath: null,
+          maxExpiresAt: lifetime.maxExpiresAt,
+          expiresAt: lifetime.maxExpiresAt,
+          idleTimeoutSeconds: null,
+          createdAt: lifetime.createdAt,
+        },
+  );
   const annotations: LabelMap = {
     ...input.annotations,
     [ANNOTATION_EXPIRES_AT]: String(lifetime.expiresAt),
     [ANNOTATION_LAST_ACTIVE_AT]: String(lifetime.lastActiveAt),
     [ANNOTATION_EXPIRES_AT_ISO]: new Date(lifetime.expiresAt).toISOString(),
   };
-  return basePod(input, input.name, { ...input.labels }, annotations, command, lifetimeSeconds);
+  return basePod(input, input.name, { ...input.labels }, annotations, command, lifetimeSeconds, keeperState);
+}
+
+/** What the keeper reads from KEEPER_STATE_PATH (unix ms; the same shape as on Docker). */
+export interface KeeperState {
+  expiresAt: number;
+  lastActiveAt: number;
+}
+
+/**
+ * The command that records a session's expiry and last activity for its keeper (run it in
+ * the pod through the exec transport on every keepalive and activity). It writes a temp file
+ * (unique per writer) and renames it, so the keeper never reads half a file and concurrent
+ * writers do not collide. Write the latest values: the keeper takes the larger expiry but
+ * the last written activity.
+ */
+export function keeperStateCommand(state: KeeperState): string[] {
+  const json = JSON.stringify({
+    expiresAt: Math.floor(state.expiresAt),
+    lastActiveAt: Math.floor(state.lastActiveAt),
+  });
+  return [
+    "python3",
+    "-c",
+    "import os, sys\np = sys.argv[1]\nt = '%s.%d.tmp' % (p, os.getpid())\nwith open(t, 'w') as f:\n    f.write(sys.argv[2])\nos.replace(t, p)",
+    KEEPER_STATE_PATH,
+    json,
+  ];
 }
 
 /** When an orphaned one-shot executor (the API died mid-run) may be reaped, unix ms. */

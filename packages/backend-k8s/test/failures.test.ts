@@ -10,38 +10,27 @@ import {
   BackendUnavailableError,
   SessionNotFoundError,
   newExecutorName,
-  newLifetime,
   newSessionId,
-  sessionTags,
 } from "@code-interpreter/core";
 import { buildExecutorPod, buildSessionPod, type KubernetesBackend } from "../src/index.js";
 import type { FakeApiServer } from "./fake-apiserver/server.js";
-import { IMAGE, NAMESPACE, backendOptions, limits, makeBackend, startFake } from "./helpers.js";
+import {
+  IMAGE,
+  NAMESPACE,
+  backendOptions,
+  eventually,
+  limits,
+  makeBackend,
+  sessionPodInput,
+  startFake,
+} from "./helpers.js";
 import { KubernetesBackend as Backend } from "../src/index.js";
 
 const sessionReq = { files: [], ttlSeconds: 600, idleTimeoutSeconds: null, metadata: {}, owner: null };
 
-async function eventually(check: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** An expired session pod object (as a crashed API would leave behind). */
 function expiredSessionPod(createdAgoMs = 120_000) {
-  const lifetime = newLifetime(Date.now() - createdAgoMs, 60, 3600, null);
-  const tags = sessionTags(lifetime, { owner: null, metadata: {} });
-  return buildSessionPod({
-    namespace: NAMESPACE,
-    image: IMAGE,
-    imagePullPolicy: "IfNotPresent",
-    limits,
-    name: newSessionId(),
-    lifetime,
-    ...tags,
-  });
+  return buildSessionPod(sessionPodInput(60, { now: Date.now() - createdAgoMs }));
 }
 
 describe("pod start failures", () => {
@@ -277,17 +266,9 @@ describe("reaper, deletes and the prefix check", () => {
   });
 });
 
+/** A live (not yet expired) session pod's input. */
 function expiredSessionPodArgs() {
-  const lifetime = newLifetime(Date.now(), 600, 3600, null);
-  const tags = sessionTags(lifetime, { owner: null, metadata: {} });
-  return {
-    namespace: NAMESPACE,
-    image: IMAGE,
-    imagePullPolicy: "IfNotPresent" as const,
-    limits,
-    lifetime,
-    ...tags,
-  };
+  return sessionPodInput(600);
 }
 
 describe("ownerReference to the API's Deployment", () => {
@@ -341,7 +322,7 @@ describe("API server unreachable", () => {
     expect((err as BackendUnavailableError).status).toBe(503);
   });
 
-  it("a wrong token is a 500-class BackendError that names RBAC/auth", async () => {
+  it("a wrong token is a 500-class BackendError that names the credentials (not the Role)", async () => {
     const fake = await startFake({ token: "right" });
     try {
       const kc = fake.kubeConfig(NAMESPACE);
@@ -350,6 +331,8 @@ describe("API server unreachable", () => {
       const err = await backend.ping().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(BackendError);
       expect((err as Error).message).toMatch(/HTTP 401/);
+      expect((err as Error).message).toMatch(/rejected the API's credentials/);
+      expect((err as Error).message).not.toMatch(/Role/);
     } finally {
       await fake.stop();
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  BackendError,
   LABEL_REAP_AFTER,
   isDns1123Label,
   newExecutorName,
@@ -10,13 +11,18 @@ import {
 import {
   ANNOTATION_EXPIRES_AT,
   ANNOTATION_LAST_ACTIVE_AT,
+  KEEPER_STATE_DIR,
+  KEEPER_STATE_PATH,
   buildExecutorPod,
   buildSessionPod,
   cpuQuantity,
+  keeperStateCommand,
+  podMemoryLimitMb,
   sessionFromPod,
   type PodSpecOptions,
 } from "../src/index.js";
 import { validateObject } from "./fake-apiserver/validate.js";
+import { podSecurityViolations } from "./fake-apiserver/admission.js";
 import { limits } from "./helpers.js";
 
 const base: PodSpecOptions = {
@@ -44,7 +50,7 @@ describe("buildSessionPod", () => {
     expect(validateObject(sessionPod().pod)).toBeNull();
     expect(
       validateObject(
-        sessionPod({ networkLockdown: true, owner: { name: "api", uid: "u-1" }, runtimeClass: "gvisor" }).pod,
+        sessionPod({ cpuRequest: 0.1, owner: { name: "api", uid: "u-1" }, runtimeClass: "gvisor" }).pod,
       ),
     ).toBeNull();
   });
@@ -128,26 +134,75 @@ describe("buildSessionPod", () => {
     ]);
   });
 
-  it("mounts size-limited emptyDirs for /workspace and /tmp and sets resources from config", () => {
+  it("mounts memory-backed emptyDirs sized by config, inside a memory limit that covers them", () => {
     const spec = sessionPod().pod.spec!;
     expect(spec.volumes).toEqual([
-      { name: "workspace", emptyDir: { sizeLimit: "300Mi" } },
-      { name: "tmp", emptyDir: { sizeLimit: "32Mi" } },
+      { name: "workspace", emptyDir: { medium: "Memory", sizeLimit: "300Mi" } },
+      { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "32Mi" } },
     ]);
     const c = spec.containers[0]!;
     expect(c.volumeMounts).toEqual([
       { name: "workspace", mountPath: "/workspace" },
       { name: "tmp", mountPath: "/tmp" },
     ]);
+    // 512 (program) + 300 (workspace) + 32 (tmp): the files cannot eat the program's memory.
+    expect(podMemoryLimitMb(base.limits)).toBe(844);
     expect(c.resources).toEqual({
-      requests: { cpu: "500m", memory: "512Mi" },
-      limits: { cpu: "500m", memory: "512Mi" },
+      requests: { cpu: "500m", memory: "844Mi" },
+      limits: { cpu: "500m", memory: "844Mi" },
     });
     expect(cpuQuantity(2)).toBe("2");
     expect(cpuQuantity(0.25)).toBe("250m");
   });
 
-  it("adds an ownerReference, runtime class and lockdown init container only when configured", () => {
+  it("requests less CPU than its limit when cpuRequest says so (never more)", () => {
+    expect(sessionPod({ cpuRequest: 0.1 }).pod.spec!.containers[0]!.resources).toEqual({
+      requests: { cpu: "100m", memory: "844Mi" },
+      limits: { cpu: "500m", memory: "844Mi" },
+    });
+    expect(sessionPod({ cpuRequest: 4 }).pod.spec!.containers[0]!.resources!.requests!.cpu).toBe("500m");
+  });
+
+  it("with keeperEnforcesExpiry, the keeper works to the TTL and idle deadline from a state file", () => {
+    const lifetime = newLifetime(now, 20, MAX_LIFETIME, 30);
+    const tags = sessionTags(lifetime, { owner: null, metadata: {} });
+    const pod = buildSessionPod({
+      ...base,
+      name: newSessionId(),
+      lifetime,
+      ...tags,
+      keeperEnforcesExpiry: true,
+    });
+    expect(validateObject(pod)).toBeNull();
+    // The kubelet's backstop stays the hard cap: a running pod's deadline can only be lowered.
+    expect(pod.spec!.activeDeadlineSeconds).toBe(MAX_LIFETIME);
+    const cmd = pod.spec!.containers[0]!.command!;
+    expect(cmd.slice(3)).toEqual([
+      KEEPER_STATE_PATH,
+      String(lifetime.maxExpiresAt),
+      String(lifetime.expiresAt),
+      "30",
+      String(lifetime.createdAt),
+    ]);
+    expect(pod.spec!.volumes).toContainEqual({
+      name: "keeper",
+      emptyDir: { medium: "Memory", sizeLimit: "1Mi" },
+    });
+    expect(pod.spec!.containers[0]!.volumeMounts).toContainEqual({
+      name: "keeper",
+      mountPath: KEEPER_STATE_DIR,
+    });
+    const write = keeperStateCommand({ expiresAt: 5000.7, lastActiveAt: 4000 });
+    expect(write.slice(3)).toEqual([KEEPER_STATE_PATH, '{"expiresAt":5000,"lastActiveAt":4000}']);
+    expect(write[2]).toContain("os.replace");
+  });
+
+  it("refuses the removed network lockdown instead of creating a pod without it", () => {
+    expect(() => sessionPod({ networkLockdown: true })).toThrow(BackendError);
+    expect(() => sessionPod({ networkLockdown: true })).toThrow(/NetworkPolicy/);
+  });
+
+  it("adds an ownerReference and runtime class only when configured", () => {
     const plain = sessionPod().pod;
     expect(plain.metadata!.ownerReferences).toBeUndefined();
     expect(plain.spec!.initContainers).toBeUndefined();
@@ -155,7 +210,6 @@ describe("buildSessionPod", () => {
 
     const full = sessionPod({
       owner: { name: "code-interpreter-api", uid: "uid-1" },
-      networkLockdown: true,
       runtimeClass: "gvisor",
     }).pod;
     expect(full.metadata!.ownerReferences).toEqual([
@@ -169,14 +223,7 @@ describe("buildSessionPod", () => {
       },
     ]);
     expect(full.spec!.runtimeClassName).toBe("gvisor");
-    const init = full.spec!.initContainers!;
-    expect(init).toHaveLength(1);
-    expect(init[0]!.name).toBe("network-lockdown");
-    expect(init[0]!.securityContext!.capabilities).toEqual({ drop: ["ALL"], add: ["NET_ADMIN"] });
-    expect(init[0]!.securityContext!.allowPrivilegeEscalation).toBe(false);
-    expect(init[0]!.command!.join(" ")).toContain("OUTPUT DROP");
-    // The main container is unchanged by the flag.
-    expect(full.spec!.containers[0]!.securityContext!.capabilities).toEqual({ drop: ["ALL"] });
+    expect(full.spec!.initContainers).toBeUndefined();
   });
 });
 
@@ -200,6 +247,28 @@ describe("buildExecutorPod", () => {
     expect(pod.spec!.automountServiceAccountToken).toBe(false);
     expect(pod.spec!.activeDeadlineSeconds).toBe(60 + 30 + 60);
     expect(pod.spec!.containers[0]!.securityContext!.readOnlyRootFilesystem).toBe(true);
+  });
+});
+
+describe("Pod Security", () => {
+  it("session (with and without the keeper state volume) and executor pods pass restricted", () => {
+    const withKeeper = buildSessionPod({
+      ...base,
+      name: newSessionId(),
+      lifetime: newLifetime(now, 60, MAX_LIFETIME, null),
+      ...sessionTags(newLifetime(now, 60, MAX_LIFETIME, null), { owner: null, metadata: {} }),
+      keeperEnforcesExpiry: true,
+    });
+    const executor = buildExecutorPod({
+      ...base,
+      name: newExecutorName(),
+      now,
+      timeoutMs: 1000,
+      podReadyTimeoutSec: 60,
+    });
+    for (const pod of [sessionPod().pod, withKeeper, executor]) {
+      expect(podSecurityViolations(pod.spec, "restricted")).toEqual([]);
+    }
   });
 });
 
@@ -236,5 +305,40 @@ describe("the fake apiserver's validator rejects what a real apiserver would", (
     expect(status?.code).toBe(422);
     expect(status?.reason).toBe("Invalid");
     expect(status?.details?.causes?.some((c) => c.field.includes(field))).toBe(true);
+  });
+});
+
+describe("the fake's Pod Security messages (shapes of kube-apiserver's)", () => {
+  it("baseline: non-default capabilities, host namespaces, hostPath volumes, privileged", () => {
+    const spec = {
+      hostNetwork: true,
+      volumes: [{ name: "dev", hostPath: { path: "/dev" } }],
+      containers: [
+        {
+          name: "a",
+          securityContext: { privileged: true, capabilities: { add: ["SYS_ADMIN", "NET_ADMIN"] } },
+        },
+      ],
+    };
+    expect(podSecurityViolations(spec, "baseline")).toEqual([
+      'non-default capabilities (container "a" must not include "NET_ADMIN", "SYS_ADMIN" in securityContext.capabilities.add)',
+      "host namespaces (hostNetwork=true)",
+      'hostPath volumes (volume "dev")',
+      'privileged (container "a" must not set securityContext.privileged=true)',
+    ]);
+  });
+
+  it("restricted replaces the baseline capability and volume checks with its own", () => {
+    const spec = {
+      volumes: [{ name: "dev", hostPath: { path: "/dev" } }],
+      containers: [{ name: "a", securityContext: { capabilities: { add: ["NET_ADMIN"] } } }, { name: "b" }],
+    };
+    expect(podSecurityViolations(spec, "restricted")).toEqual([
+      'allowPrivilegeEscalation != false (containers "a", "b" must set securityContext.allowPrivilegeEscalation=false)',
+      'unrestricted capabilities (containers "a", "b" must set securityContext.capabilities.drop=["ALL"]; container "a" must not include "NET_ADMIN" in securityContext.capabilities.add)',
+      'restricted volume types (volume "dev" uses restricted volume type "hostPath")',
+      'runAsNonRoot != true (pod or containers "a", "b" must set securityContext.runAsNonRoot=true)',
+      'seccompProfile (pod or containers "a", "b" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")',
+    ]);
   });
 });
