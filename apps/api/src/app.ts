@@ -93,7 +93,7 @@ export function createApp(opts: AppOptions): express.Express {
   });
 
   app.use("/v1/files", filesRouter(deps));
-  app.use("/v1", executeRouter(deps, json));
+  app.use("/v1/execute", executeRouter(deps, json));
   app.use("/v1/sessions", sessionsRouter(deps, json));
 
   app.use(notFoundHandler);

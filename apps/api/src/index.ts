@@ -8,7 +8,13 @@ export {
   type ExecRoute,
   type ExecOutcome,
 } from "./metrics.js";
-export { toErrorAnswer, UnauthorizedError, BadRequestError, LengthRequiredError } from "./http-errors.js";
+export {
+  toErrorAnswer,
+  clientErrorHandler,
+  UnauthorizedError,
+  BadRequestError,
+  LengthRequiredError,
+} from "./http-errors.js";
 export { API_VERSION } from "./version.js";
 export {
   runMain,

@@ -80,8 +80,32 @@ export function schemas(config: Config) {
       typed("a JSON object"),
     ),
     keepalive: z.object({ ttl_seconds: positiveSeconds }, typed("a JSON object")),
+    copyFile: z.object(
+      {
+        path: z.string(typed("a string")),
+        file_id: z.string(typed("a string")).min(1, "must not be empty"),
+      },
+      typed("a JSON object with path and file_id"),
+    ),
   };
 }
+
+/** Largest `limit` of a list page. */
+export const MAX_PAGE_LIMIT = 1000;
+
+/** Query of every list route: `?limit=<1..1000>&cursor=<next_cursor of the previous page>`. */
+export const listQuery = z.object({
+  limit: z.coerce
+    .number(typed(`an integer from 1 to ${MAX_PAGE_LIMIT}`))
+    .int(`must be an integer from 1 to ${MAX_PAGE_LIMIT}`)
+    .min(1, "must be at least 1")
+    .max(MAX_PAGE_LIMIT, `must be at most ${MAX_PAGE_LIMIT}`)
+    .optional(),
+  cursor: z
+    .string(typed("a string (the next_cursor of the previous page)"))
+    .min(1, "must not be empty")
+    .optional(),
+});
 
 export type Schemas = ReturnType<typeof schemas>;
 

@@ -2,18 +2,19 @@
 import type { ExecResult, SessionInfo, WorkspaceEntry } from "@code-interpreter/core";
 import type { FileMeta } from "@code-interpreter/files-client";
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+/** Unix seconds as a number (milliseconds kept as the fraction), like `upload_time` of files. */
+export const unixSeconds = (ms: number): number => ms / 1000;
 
 export function sessionJson(s: SessionInfo) {
   return {
     session_id: s.id,
     status: s.status,
-    created_at: iso(s.createdAt),
-    expires_at: iso(s.expiresAt),
-    last_active_at: iso(s.lastActiveAt),
+    created_at: unixSeconds(s.createdAt),
+    expires_at: unixSeconds(s.expiresAt),
+    last_active_at: unixSeconds(s.lastActiveAt),
     metadata: s.metadata,
     idle_timeout_seconds: s.idleTimeoutSeconds,
-    max_expires_at: iso(s.maxExpiresAt),
+    max_expires_at: unixSeconds(s.maxExpiresAt),
   };
 }
 

@@ -1,4 +1,4 @@
-/** POST /v1/execute and POST /v1/execute/stream: one-shot Python runs. */
+/** POST /v1/execute and POST /v1/execute/stream (mounted at /v1/execute): one-shot Python runs. */
 import { once } from "node:events";
 import { Router, type Request, type RequestHandler } from "express";
 import { createSession } from "better-sse";
@@ -33,14 +33,14 @@ export function executeRouter(deps: Deps, json: RequestHandler): Router {
     };
   }
 
-  router.post("/execute", oneShot, json, async (req, res) => {
+  router.post("/", oneShot, json, async (req, res) => {
     const signal = disconnectSignal(req, res);
     const execReq = await prepare(req, signal);
     const result = await observeExecution(metrics, "execute", signal, () => backend.execute(execReq));
     res.json(execJson(result));
   });
 
-  router.post("/execute/stream", oneShot, json, async (req, res) => {
+  router.post("/stream", oneShot, json, async (req, res) => {
     const signal = disconnectSignal(req, res);
     // Validation errors are still plain JSON answers with their status: the stream has not begun.
     const execReq = await prepare(req, signal);

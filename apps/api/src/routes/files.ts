@@ -6,6 +6,8 @@ import type { FileStore } from "@code-interpreter/files-client";
 import { contextOf } from "../context.js";
 import type { Deps } from "../deps.js";
 import { BadRequestError } from "../http-errors.js";
+import { pageJson, paginate } from "../pagination.js";
+import { listQuery } from "../schemas.js";
 import { sendStream } from "../streams.js";
 import { contentDisposition, fileJson, uploadedFileJson } from "../serialize.js";
 
@@ -90,8 +92,9 @@ export function filesRouter(deps: Deps): Router {
   });
 
   router.get("/", async (req, res) => {
-    const list = await files.list(contextOf(req).owner);
-    res.json({ files: list.map(fileJson) });
+    const query = listQuery.parse(req.query);
+    const page = paginate(await files.list(contextOf(req).owner), (f) => [f.uploadTime, f.fileId], query);
+    res.json(pageJson("files", { ...page, items: page.items.map(fileJson) }));
   });
 
   router.get("/:fileId", async (req, res) => {
