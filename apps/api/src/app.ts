@@ -11,6 +11,7 @@ import type { Backend, Config } from "@code-interpreter/core";
 import type { FileStore } from "@code-interpreter/files-client";
 import { authMiddleware } from "./auth.js";
 import type { Deps } from "./deps.js";
+import { docsRouter } from "./docs.js";
 import { errorHandler, notFoundHandler } from "./http-errors.js";
 import { createMetrics, type ApiMetrics } from "./metrics.js";
 import { executeRouter } from "./routes/execute.js";
@@ -92,6 +93,7 @@ export function createApp(opts: AppOptions): express.Express {
     res.send(await metrics.registry.metrics());
   });
 
+  app.use(docsRouter(config));
   app.use("/v1/files", filesRouter(deps));
   app.use("/v1/execute", executeRouter(deps, json));
   app.use("/v1/sessions", sessionsRouter(deps, json));

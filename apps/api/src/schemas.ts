@@ -57,7 +57,8 @@ export function schemas(config: Config) {
           .refine((v) => v === undefined || v === null, {
             message: "is not accepted on a session; upload with PUT /v1/sessions/{id}/files/{path}",
           })
-          .optional(),
+          .optional()
+          .meta({ type: "null", description: "Not accepted on a session (422 unless absent or null)" }),
       },
       typed("a JSON object"),
     ),
@@ -74,8 +75,18 @@ export function schemas(config: Config) {
         files: stagedFiles,
         ttl_seconds: positiveSeconds,
         idle_timeout_seconds: positiveSeconds,
-        // Checked by core's validateMetadata (limits shared with the backends).
-        metadata: z.unknown().optional(),
+        // Checked by core's validateMetadata (limits shared with the backends); the meta is
+        // what the OpenAPI document shows.
+        metadata: z
+          .unknown()
+          .optional()
+          .meta({
+            type: "object",
+            additionalProperties: { type: "string", maxLength: 256 },
+            maxProperties: 32,
+            description:
+              "Flat string map: at most 32 keys of 1-64 characters, values up to 256, 4096 bytes as JSON",
+          }),
       },
       typed("a JSON object"),
     ),
@@ -105,6 +116,11 @@ export const listQuery = z.object({
     .string(typed("a string (the next_cursor of the previous page)"))
     .min(1, "must not be empty")
     .optional(),
+});
+
+/** The multipart body of POST /v1/files (parsed by multer; this is its description). */
+export const uploadForm = z.object({
+  file: z.file().describe("The file; its name is taken from the part's filename"),
 });
 
 export type Schemas = ReturnType<typeof schemas>;

@@ -1,11 +1,20 @@
 /** Internal records → the snake_case JSON of the REST contract. */
 import type { ExecResult, SessionInfo, WorkspaceEntry } from "@code-interpreter/core";
 import type { FileMeta } from "@code-interpreter/files-client";
+import type {
+  ExecJson,
+  FileMetaJson,
+  ProducedFileJson,
+  SessionJson,
+  StreamResultJson,
+  UploadedFileJson,
+  WorkspaceEntryJson,
+} from "./responses.js";
 
 /** Unix seconds as a number (milliseconds kept as the fraction), like `upload_time` of files. */
 export const unixSeconds = (ms: number): number => ms / 1000;
 
-export function sessionJson(s: SessionInfo) {
+export function sessionJson(s: SessionInfo): SessionJson {
   return {
     session_id: s.id,
     status: s.status,
@@ -18,11 +27,11 @@ export function sessionJson(s: SessionInfo) {
   };
 }
 
-export function producedFilesJson(r: ExecResult) {
+export function producedFilesJson(r: ExecResult): ProducedFileJson[] {
   return r.files.map((f) => ({ path: f.path, kind: f.kind, file_id: f.fileId }));
 }
 
-export function execJson(r: ExecResult) {
+export function execJson(r: ExecResult): ExecJson {
   return {
     stdout: r.stdout,
     stderr: r.stderr,
@@ -34,7 +43,7 @@ export function execJson(r: ExecResult) {
 }
 
 /** The SSE `result` event: the final status without the output already streamed. */
-export function streamResultJson(r: ExecResult) {
+export function streamResultJson(r: ExecResult): StreamResultJson {
   return {
     exit_code: r.exitCode,
     timed_out: r.timedOut,
@@ -43,15 +52,15 @@ export function streamResultJson(r: ExecResult) {
   };
 }
 
-export function uploadedFileJson(m: FileMeta) {
+export function uploadedFileJson(m: FileMeta): UploadedFileJson {
   return { file_id: m.fileId, filename: m.filename, size_bytes: m.sizeBytes };
 }
 
-export function fileJson(m: FileMeta) {
+export function fileJson(m: FileMeta): FileMetaJson {
   return { file_id: m.fileId, filename: m.filename, size_bytes: m.sizeBytes, upload_time: m.uploadTime };
 }
 
-export function workspaceEntryJson(e: WorkspaceEntry) {
+export function workspaceEntryJson(e: WorkspaceEntry): WorkspaceEntryJson {
   return { path: e.path, kind: e.kind, size_bytes: e.sizeBytes };
 }
 

@@ -97,13 +97,13 @@ export function filesRouter(deps: Deps): Router {
     res.json(pageJson("files", { ...page, items: page.items.map(fileJson) }));
   });
 
-  router.get("/:fileId", async (req, res) => {
-    const { meta, content } = await files.open(req.params.fileId, contextOf(req).owner);
+  router.get("/:file_id", async (req, res) => {
+    const { meta, content } = await files.open(req.params.file_id, contextOf(req).owner);
     await sendStream(res, content, { size: meta.sizeBytes, disposition: contentDisposition(meta.filename) });
   });
 
-  router.delete("/:fileId", async (req, res) => {
-    await files.delete(req.params.fileId, contextOf(req).owner);
+  router.delete("/:file_id", async (req, res) => {
+    await files.delete(req.params.file_id, contextOf(req).owner);
     res.status(204).end();
   });
 

@@ -21,6 +21,7 @@ import { pageJson, paginate } from "../pagination.js";
 import { listQuery, parseBody } from "../schemas.js";
 import { contentDisposition, execJson, sessionJson, workspaceEntryJson } from "../serialize.js";
 import { resolveStagedFiles, storeCollector } from "../staging.js";
+import { streamExecution } from "../sse.js";
 import { sendStream } from "../streams.js";
 
 function sessionId(req: Request): string {
@@ -107,10 +108,21 @@ export function sessionsRouter(deps: Deps, json: RequestHandler): Router {
     res.json(sessionJson(await backend.keepalive(sessionId(req), ttl, scopeOf(req))));
   });
 
-  router.post("/:id/execute", cap("sessionExec"), json, async (req, res) => {
+  /** The ExecRequest of a session execute / bash call; validation errors are thrown before any backend call. */
+  function sessionExecRequest(req: Request, language: "python" | "bash", signal: AbortSignal): ExecRequest {
+    if (language === "bash") {
+      const body = parseBody(schemas.bash, req.body);
+      return {
+        language: "bash",
+        code: body.cmd,
+        stdin: body.stdin ?? null,
+        timeoutMs: body.timeout_ms ?? config.defaultExecTimeoutMs,
+        maxOutputBytes: config.maxOutputBytes,
+        signal,
+      };
+    }
     const body = parseBody(schemas.sessionExecute, req.body);
-    const signal = disconnectSignal(req, res);
-    const execReq: ExecRequest = {
+    return {
       language: "python",
       code: body.code,
       stdin: body.stdin ?? null,
@@ -120,28 +132,34 @@ export function sessionsRouter(deps: Deps, json: RequestHandler): Router {
       signal,
       collectFiles: storeCollector(files, contextOf(req).owner),
     };
-    const result = await observeExecution(metrics, "session_execute", signal, () =>
-      backend.execInSession(sessionId(req), execReq, scopeOf(req)),
-    );
-    res.json(execJson(result));
-  });
+  }
 
-  router.post("/:id/bash", cap("sessionExec"), json, async (req, res) => {
-    const body = parseBody(schemas.bash, req.body);
-    const signal = disconnectSignal(req, res);
-    const execReq: ExecRequest = {
-      language: "bash",
-      code: body.cmd,
-      stdin: body.stdin ?? null,
-      timeoutMs: body.timeout_ms ?? config.defaultExecTimeoutMs,
-      maxOutputBytes: config.maxOutputBytes,
-      signal,
-    };
-    const result = await observeExecution(metrics, "session_bash", signal, () =>
-      backend.execInSession(sessionId(req), execReq, scopeOf(req)),
-    );
-    res.json(execJson(result));
-  });
+  for (const [path, language, route] of [
+    ["/:id/execute", "python", "session_execute"],
+    ["/:id/bash", "bash", "session_bash"],
+  ] as const) {
+    router.post(path, cap("sessionExec"), json, async (req, res) => {
+      const signal = disconnectSignal(req, res);
+      const execReq = sessionExecRequest(req, language, signal);
+      const result = await observeExecution(metrics, route, signal, () =>
+        backend.execInSession(sessionId(req), execReq, scopeOf(req)),
+      );
+      res.json(execJson(result));
+    });
+
+    // The same, answered as SSE (metrics count it under the same route label).
+    router.post(`${path}/stream`, cap("sessionExec"), json, async (req, res) => {
+      const signal = disconnectSignal(req, res);
+      const execReq = sessionExecRequest(req, language, signal);
+      // An unknown, foreign or expired session is a JSON 404, not an error event.
+      await backend.getSession(sessionId(req), scopeOf(req));
+      await streamExecution(req, res, signal, execReq, (r) =>
+        observeExecution(metrics, route, signal, () =>
+          backend.execInSession(sessionId(req), r, scopeOf(req)),
+        ),
+      );
+    });
+  }
 
   router.get("/:id/files", cap("sessionFiles"), async (req, res) => {
     const query = listQuery.parse(req.query);
