@@ -54,6 +54,10 @@ function send(baseUrl: string, r: FuzzRequest): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const headers = { ...r.headers };
     if (r.body && r.withLength) headers["content-length"] = String(r.body.length);
+    // Without a length the body goes chunked (for every method: Node would otherwise send a
+    // GET/HEAD body unframed, i.e. as garbage after the request, which the server rightly
+    // answers with a second, 400 response that this one-request client cannot read).
+    if (r.body && !r.withLength) headers["transfer-encoding"] = "chunked";
     const req = httpRequest(
       { host: url.hostname, port: url.port, method: r.method, path: r.path, headers, agent, timeout: 30_000 },
       (res) => {

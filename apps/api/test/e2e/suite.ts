@@ -735,6 +735,124 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
       });
     });
 
+    describe("issue 11: file copy into a session, pagination, session streams", () => {
+      it("POST /v1/sessions/{id}/files copies stored bytes into the running container", async () => {
+        const id = await createSession();
+        const bytes = Buffer.concat([Buffer.from([0, 13, 10, 255]), randomBytes(50_000)]);
+        const fileId = await upload(bytes, "copy-me.bin");
+        const res = await api(`/v1/sessions/${id}/files`, {
+          json: { path: "in/copied.bin", file_id: fileId },
+        });
+        expect(res.status, res.text).toBe(201);
+        expect(res.body).toEqual({ path: "in/copied.bin", size_bytes: bytes.length });
+        // Read by the platform, not through our backend.
+        const cat = await env.inspect.exec(id, ["cat", "/workspace/in/copied.bin"]);
+        expect(sha256(cat.stdout)).toBe(sha256(bytes));
+        const py = await api(`/v1/sessions/${id}/execute`, {
+          json: { code: "import os\nprint(os.path.getsize('in/copied.bin'))" },
+        });
+        expect(py.body).toMatchObject({ stdout: `${bytes.length}\n`, exit_code: 0 });
+        expectError(
+          await api(`/v1/sessions/${id}/files`, { json: { path: "../x", file_id: fileId } }),
+          [422],
+        );
+        expectError(await api(`/v1/sessions/${id}/files`, { json: { path: "x", file_id: "nope" } }), [404]);
+        await deleteSession(id);
+        await api(`/v1/files/${fileId}`, { method: "DELETE" });
+      });
+
+      it("lists page with limit and next_cursor over real sessions and a real workspace", async () => {
+        const mine = [await createSession(), await createSession(), await createSession()];
+        // Other suites may have sessions on the same engine: walk every page, keep ours.
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        for (let i = 0; i < 1000; i++) {
+          const page = await api(`/v1/sessions?limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+          expect(page.status, page.text).toBe(200);
+          const ids = (page.body.sessions as Array<{ session_id: string }>).map((s) => s.session_id);
+          expect(ids.length).toBeLessThanOrEqual(2);
+          seen.push(...ids);
+          cursor = page.body.next_cursor as string | undefined;
+          if (cursor === undefined) break;
+        }
+        expect(new Set(seen).size).toBe(seen.length);
+        // (Creation times may tie at the platform's resolution; ties go by id.)
+        expect(seen.filter((id) => mine.includes(id)).sort()).toEqual([...mine].sort());
+
+        const id = mine[0]!;
+        const mk = await api(`/v1/sessions/${id}/bash`, { json: { cmd: "mkdir -p d && touch a b c d/e" } });
+        expect(mk.body).toMatchObject({ exit_code: 0 });
+        const paths: string[] = [];
+        cursor = undefined;
+        for (let i = 0; i < 10; i++) {
+          const page = await api(`/v1/sessions/${id}/files?limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+          paths.push(...(page.body.files as Array<{ path: string }>).map((f) => f.path));
+          cursor = page.body.next_cursor as string | undefined;
+          if (cursor === undefined) break;
+        }
+        expect(paths).toEqual(["a", "b", "c", "d", "d/e"]);
+        for (const s of mine) await deleteSession(s);
+      });
+
+      it("execute/stream and bash/stream in a session: live output, then one result; state persists", async () => {
+        const id = await createSession();
+        const stream = async (path: string, body: unknown) => {
+          const res = await fetch(`${env.baseUrl}/v1/sessions/${id}/${path}`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(body),
+          });
+          expect(res.status).toBe(200);
+          expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+          return readSse(res);
+        };
+        const py = await stream("execute/stream", {
+          code: "open('n.txt', 'w').write('41')\nprint('one', flush=True)\nint(open('n.txt').read()) + 1",
+        });
+        expect(py.map((e) => e.event)).toContain("output");
+        expect(py.at(-1)!.event).toBe("result");
+        const out = py
+          .filter((e) => e.event === "output")
+          .map((e) => (JSON.parse(e.data) as { data: string }).data)
+          .join("");
+        expect(out).toBe("one\n42\n");
+        // The workspace is the session's: the next streamed call sees the file.
+        const again = await stream("bash/stream", { cmd: "cat n.txt" });
+        expect(again.filter((e) => e.event === "output").map((e) => JSON.parse(e.data))).toEqual([
+          { stream: "stdout", data: "41" },
+        ]);
+        const sh = await stream("bash/stream", { cmd: "echo out; echo err >&2; exit 3" });
+        expect(JSON.parse(sh.at(-1)!.data)).toMatchObject({ exit_code: 3, timed_out: false, files: [] });
+        await deleteSession(id);
+        const gone = await fetch(`${env.baseUrl}/v1/sessions/${id}/bash/stream`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ cmd: "true" }),
+        });
+        expect(gone.status).toBe(404);
+        expect(await gone.json()).toEqual({ detail: expect.any(String) });
+      });
+
+      it("the malformed requests of issue 8 answer 4xx JSON on the real server", async () => {
+        const id = await createSession();
+        for (const enc of ["gzip", "deflate", "br"]) {
+          expectError(
+            await api("/v1/execute", {
+              body: Buffer.from("garbage, not compressed"),
+              headers: { "content-type": "application/json", "content-encoding": enc },
+            }),
+            [400],
+          );
+        }
+        expectError(await api(`/v1/sessions/${id}/files/%ff%fe`), [400]);
+        expectError(
+          await api(`/v1/sessions/${id}/files/%ff%fe`, { method: "PUT", body: Buffer.from("x") }),
+          [400],
+        );
+        await deleteSession(id);
+      });
+    });
+
     // -------------------------------------------------------------- onyx client compatibility
 
     describe("onyx code-interpreter client compatibility", () => {
