@@ -122,6 +122,12 @@ export function toErrorAnswer(err: unknown, maxFileBytes?: number): ErrorAnswer 
   return { status: 500, detail: "Internal Server Error", unexpected: true };
 }
 
+/**
+ * `Retry-After` (seconds) on the answers a client should retry: capacity (429, e.g.
+ * MAX_SESSIONS) and an unreachable backend (503). Clients such as Onyx's honour it.
+ */
+export const RETRY_AFTER_SECONDS: Readonly<Record<number, number>> = { 429: 2, 503: 5 };
+
 export function errorHandler(opts: { maxFileBytes: number }): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const answer = toErrorAnswer(err, opts.maxFileBytes);
@@ -140,6 +146,8 @@ export function errorHandler(opts: { maxFileBytes: number }): ErrorRequestHandle
       return;
     }
     if (answer.status === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="code-interpreter"');
+    const retryAfter = RETRY_AFTER_SECONDS[answer.status];
+    if (retryAfter !== undefined) res.setHeader("Retry-After", String(retryAfter));
     res.status(answer.status).json({ detail: answer.detail });
   };
 }

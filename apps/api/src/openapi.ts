@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import type { Config } from "@code-interpreter/core";
+import { RETRY_AFTER_SECONDS } from "./http-errors.js";
 import * as R from "./responses.js";
 import { listQuery, schemas, uploadForm } from "./schemas.js";
 import { API_VERSION } from "./version.js";
@@ -443,6 +444,16 @@ export function openApiDocument(config: Config): JsonObject {
       responses[String(status)] = {
         description: STATUS_TEXT[status] ?? "Error",
         content: { "application/json": { schema: REF("Error") } },
+        ...(RETRY_AFTER_SECONDS[status] !== undefined
+          ? {
+              headers: {
+                "Retry-After": {
+                  schema: { type: "integer" },
+                  description: `Seconds to wait before retrying (${RETRY_AFTER_SECONDS[status]})`,
+                },
+              },
+            }
+          : {}),
         ...(status === 401
           ? {
               headers: {

@@ -198,3 +198,18 @@ describe("requests Node's HTTP parser rejects (clientError)", () => {
     }
   });
 });
+
+describe("Retry-After", () => {
+  it("429 at MAX_SESSIONS and 503 with the backend down carry Retry-After", async () => {
+    const { app, backend } = makeApp({ env: { MAX_SESSIONS: "1" } });
+    await request(app).post("/v1/sessions").expect(201);
+    const full = await request(app).post("/v1/sessions").expect(429);
+    expect(full.headers["retry-after"]).toBe("2");
+    expect(full.body).toEqual({ detail: expect.any(String) });
+    backend.available = false;
+    const down = await request(app).get("/v1/sessions").expect(503);
+    expect(down.headers["retry-after"]).toBe("5");
+    const bad = await request(app).post("/v1/sessions").send({ ttl_seconds: "x" }).expect(422);
+    expect(bad.headers["retry-after"]).toBeUndefined();
+  });
+});
