@@ -301,6 +301,7 @@ describe("fuzz: malformed requests over every route (real Docker backend)", { ti
 
   it(`at least ${MIN_RUNS} generated requests: no 5xx, every error {"detail"} JSON`, async () => {
     expect(operations.length).toBeGreaterThan(20);
+    const hits = new Map<string, number>();
     const request: fc.Arbitrary<FuzzRequest> = fc
       .record({
         op: fc.constantFrom(...operations),
@@ -330,6 +331,7 @@ describe("fuzz: malformed requests over every route (real Docker backend)", { ti
         ),
       })
       .map((g) => {
+        hits.set(`${g.op.method} ${g.op.template}`, (hits.get(`${g.op.method} ${g.op.template}`) ?? 0) + 1);
         let path = g.op.template
           .replace("{id}", g.id)
           .replace("{file_id}", g.fileParam)
@@ -373,8 +375,9 @@ describe("fuzz: malformed requests over every route (real Docker backend)", { ti
     const summary = [...statuses.entries()].sort((a, b) => a[0] - b[0]);
     console.info(`fuzz: ${runs} requests, statuses ${JSON.stringify(summary)}`);
     expect(runs, `statuses: ${JSON.stringify(summary)}`).toBeGreaterThanOrEqual(MIN_RUNS);
-    // The fuzz really exercised the error paths, not just one status.
+    // The fuzz really exercised the error paths, not just one status, on every operation.
     expect(statuses.size).toBeGreaterThanOrEqual(5);
+    expect(operations.filter((o) => !hits.has(`${o.method} ${o.template}`))).toEqual([]);
   });
 
   it("leaves no executor container behind once its sessions are deleted", async () => {
