@@ -23,3 +23,4 @@ export {
   type MainOptions,
   type MainHandle,
 } from "./cli.js";
+export { openApiDocument, OPERATIONS } from "./openapi.js";

@@ -6,6 +6,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import type { Express } from "express";
 import request from "supertest";
 import { describe, expect, it } from "vitest";
+import { openApiDocument } from "../src/index.js";
 import { makeApp } from "./helpers.js";
 
 interface LayerLike {
@@ -120,5 +121,13 @@ describe("/docs", () => {
     expect(init.text).toContain('url: "/openapi.json"');
     await request(app).get("/docs/assets/nope.js").expect(404);
     await request(app).get("/docs/assets/..%2Fpackage.json").expect(404);
+  });
+});
+
+describe("openApiDocument (exported)", () => {
+  it("is the document the server serves, without a server", async () => {
+    const { app, config } = makeApp();
+    const served = (await request(app).get("/openapi.json").expect(200)).body;
+    expect(JSON.parse(JSON.stringify(openApiDocument(config)))).toEqual(served);
   });
 });
