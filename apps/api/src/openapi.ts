@@ -107,7 +107,7 @@ export const OPERATIONS: readonly Operation[] = [
     tag: "files",
     body: { multipart: "UploadForm" },
     ok: { status: 201, schema: "UploadedFile" },
-    errors: [400, 413, 422],
+    errors: [400, 413, 415, 422],
   },
   {
     method: "get",
@@ -285,7 +285,7 @@ export const OPERATIONS: readonly Operation[] = [
     params: ["id", "path"],
     body: { raw: true },
     ok: { status: 201, schema: "WrittenFile" },
-    errors: [400, 404, 411, 413, 422, ...BACKEND],
+    errors: [400, 404, 411, 413, 415, 422, ...BACKEND],
   },
   {
     method: "get",

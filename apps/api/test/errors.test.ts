@@ -213,3 +213,32 @@ describe("Retry-After", () => {
     expect(bad.headers["retry-after"]).toBeUndefined();
   });
 });
+
+describe("routes that store bytes as sent", () => {
+  it("a Content-Encoding on an upload or a raw workspace write → 415, nothing stored", async () => {
+    const { app, files, backend, id } = await harness();
+    const boundary = "b0undary";
+    const form = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhi\r\n--${boundary}--\r\n`,
+    );
+    const up = await request(app)
+      .post("/v1/files")
+      .set("Content-Type", `multipart/form-data; boundary=${boundary}`)
+      .set("Content-Encoding", "gzip")
+      .send(gzipSync(form));
+    expectJsonError(up, 415, /Content-Encoding "gzip" is not accepted/);
+    expect(files.puts).toBe(0);
+    const put = await request(app)
+      .put(`/v1/sessions/${id}/files/a.txt`)
+      .set("Content-Encoding", "br")
+      .send(brotliCompressSync(Buffer.from("x")));
+    expectJsonError(put, 415, /Content-Encoding "br" is not accepted/);
+    expect(backend.callsTo("writeSessionFile")).toEqual([]);
+    // identity is fine.
+    await request(app)
+      .put(`/v1/sessions/${id}/files/a.txt`)
+      .set("Content-Encoding", "identity")
+      .send("x")
+      .expect(201);
+  });
+});

@@ -5,6 +5,7 @@ import { ValidationError } from "@code-interpreter/core";
 import type { FileStore } from "@code-interpreter/files-client";
 import { contextOf } from "../context.js";
 import type { Deps } from "../deps.js";
+import { identityEncodingOnly } from "../encoding.js";
 import { BadRequestError } from "../http-errors.js";
 import { pageJson, paginate } from "../pagination.js";
 import { listQuery } from "../schemas.js";
@@ -77,7 +78,7 @@ export function filesRouter(deps: Deps): Router {
     });
   };
 
-  router.post("/", uploadMiddleware, (req, res) => {
+  router.post("/", identityEncodingOnly, uploadMiddleware, (req, res) => {
     const file = req.file as (Express.Multer.File & StoredUpload) | undefined;
     if (!file) throw new ValidationError('multipart/form-data body with a file in field "file" is required');
     res.status(201).json(

@@ -15,6 +15,7 @@ import {
 import { SessionSlots } from "../capacity.js";
 import { contextOf, disconnectSignal, scopeOf } from "../context.js";
 import { requireCapability, type Deps } from "../deps.js";
+import { identityEncodingOnly } from "../encoding.js";
 import { LengthRequiredError } from "../http-errors.js";
 import { observeExecution } from "../metrics.js";
 import { pageJson, paginate } from "../pagination.js";
@@ -196,7 +197,7 @@ export function sessionsRouter(deps: Deps, json: RequestHandler): Router {
     }
   });
 
-  router.put("/:id/files/*path", cap("sessionFiles"), async (req, res) => {
+  router.put("/:id/files/*path", cap("sessionFiles"), identityEncodingOnly, async (req, res) => {
     const path = assertSafeWorkspacePath(wildcardPath(req), "path");
     const lengthHeader = req.headers["content-length"];
     if (lengthHeader === undefined) {
