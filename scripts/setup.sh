@@ -6,6 +6,7 @@
 #   4. kubectl and docker-compose (Debian's), and the API image (offline build, cached)
 # When DOCKER_HOST names an engine that does not answer, no local dockerd is started and the
 # images are skipped: the API still starts (degraded, /readyz 503) — see docs/operations.md.
+#   5. Debian's chromium, for the API's /docs browser test (CHROMIUM_PATH overrides the path)
 # Re-running it is cheap: every step checks before it acts.
 # SKIP_DOCKER=1 skips steps 1-2 and the API image (e.g. for working on packages that need no engine).
 set -euo pipefail
@@ -61,4 +62,14 @@ if [ "$engine_ok" = "1" ]; then
   bash images/api/build-offline.sh "${API_IMAGE:-code-interpreter-api:latest}"
 fi
 # --- end deploy ---
+if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium (for the /docs browser test)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 ||
+      { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
+  else
+    log "chromium is missing: install Debian's chromium (or set CHROMIUM_PATH) for the /docs browser test"
+  fi
+fi
 log "ready"

@@ -11,6 +11,7 @@ import type { Backend, Config } from "@code-interpreter/core";
 import type { FileStore } from "@code-interpreter/files-client";
 import { authMiddleware } from "./auth.js";
 import type { Deps } from "./deps.js";
+import { docsRouter } from "./docs.js";
 import { errorHandler, notFoundHandler } from "./http-errors.js";
 import { bindBackend, createMetrics, httpMetricsMiddleware, type ApiMetrics } from "./metrics.js";
 import { requestContextMiddleware, requestIdMixin } from "./request-context.js";
@@ -101,8 +102,9 @@ export function createApp(opts: AppOptions): express.Express {
     res.send(await metrics.registry.metrics());
   });
 
+  app.use(docsRouter(config));
   app.use("/v1/files", filesRouter(deps));
-  app.use("/v1", executeRouter(deps, json));
+  app.use("/v1/execute", executeRouter(deps, json));
   app.use("/v1/sessions", sessionsRouter(deps, json));
 
   app.use(notFoundHandler);

@@ -2,6 +2,8 @@
  * Error → HTTP mapping. Every error answer is JSON `{"detail": "..."}`; stacks are logged,
  * never sent.
  */
+import { STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
 import type { ErrorRequestHandler, RequestHandler } from "express";
 import multer from "multer";
 import { ZodError } from "zod";
@@ -52,6 +54,52 @@ const MULTER_STATUS: Record<string, number> = {
   LIMIT_UNEXPECTED_FILE: 422,
 };
 
+/** A 4xx status carried by an error of a library (`status` or `statusCode`), else undefined. */
+function clientStatusOf(err: object): number | undefined {
+  const e = err as { status?: unknown; statusCode?: unknown };
+  const status = typeof e.status === "number" ? e.status : e.statusCode;
+  return typeof status === "number" && Number.isInteger(status) && status >= 400 && status < 500
+    ? status
+    : undefined;
+}
+
+/**
+ * Errors raised by Express's own machinery (body-parser, the router, http-errors) that carry a
+ * client status keep it: malformed JSON, bodies over the limit, unsupported charsets and
+ * content encodings, bodies that do not decompress (gzip/deflate/br garbage), invalid
+ * percent-encoding in the path. Messages are ours where the library's would be unclear;
+ * an unexposed message is replaced by the status text.
+ */
+function clientErrorAnswer(err: unknown): ErrorAnswer | undefined {
+  if (typeof err !== "object" || err === null) return undefined;
+  const status = clientStatusOf(err);
+  if (status === undefined) return undefined;
+  const e = err as { type?: unknown; expose?: unknown; message?: unknown; limit?: unknown; code?: unknown };
+  const message = typeof e.message === "string" ? e.message : "";
+  let detail: string;
+  if (e.type === "entity.parse.failed") {
+    detail = `malformed JSON body: ${message}`;
+  } else if (e.type === "entity.too.large") {
+    detail = `request body is larger than ${String(e.limit)} bytes`;
+  } else if (e.type === "encoding.unsupported") {
+    detail = `${message}; send the body uncompressed or with Content-Encoding gzip, deflate or br`;
+  } else if (e.type === "charset.unsupported") {
+    detail = `${message}; JSON bodies must be UTF-8`;
+  } else if (typeof e.code === "string" && /^(Z_|ERR__|ERR_BROTLI)/.test(e.code)) {
+    // zlib/brotli: the body does not decompress with the Content-Encoding it claims.
+    detail = `the request body could not be decompressed: ${message}`;
+  } else if (err instanceof URIError) {
+    detail = "the URL path is not valid percent-encoded UTF-8";
+  } else if (e.type === "request.aborted") {
+    detail = "the request was aborted before its body was complete";
+  } else if (e.type === "request.size.invalid") {
+    detail = "the request body does not match its Content-Length";
+  } else {
+    detail = e.expose === true && message ? message : (STATUS_CODES[status] ?? "Bad Request");
+  }
+  return { status, detail, unexpected: false };
+}
+
 export function toErrorAnswer(err: unknown, maxFileBytes?: number): ErrorAnswer {
   if (err instanceof CodeInterpreterError) {
     return { status: err.status, detail: err.message, unexpected: err.status >= 500 && err.status !== 503 };
@@ -69,25 +117,16 @@ export function toErrorAnswer(err: unknown, maxFileBytes?: number): ErrorAnswer 
     }
     return { status, detail, unexpected: false };
   }
-  // body-parser (express.json) errors carry `type`, `status` and `expose`.
-  if (typeof err === "object" && err !== null && "type" in err && "status" in err) {
-    const e = err as { type: unknown; status: unknown; expose?: unknown; message?: unknown; limit?: unknown };
-    if (e.type === "entity.parse.failed") {
-      return { status: 400, detail: `malformed JSON body: ${String(e.message)}`, unexpected: false };
-    }
-    if (e.type === "entity.too.large") {
-      return {
-        status: 413,
-        detail: `request body is larger than ${String(e.limit)} bytes`,
-        unexpected: false,
-      };
-    }
-    if (typeof e.status === "number" && e.status >= 400 && e.status < 500 && e.expose) {
-      return { status: e.status, detail: String(e.message), unexpected: false };
-    }
-  }
+  const client = clientErrorAnswer(err);
+  if (client) return client;
   return { status: 500, detail: "Internal Server Error", unexpected: true };
 }
+
+/**
+ * `Retry-After` (seconds) on the answers a client should retry: capacity (429, e.g.
+ * MAX_SESSIONS) and an unreachable backend (503). Clients such as Onyx's honour it.
+ */
+export const RETRY_AFTER_SECONDS: Readonly<Record<number, number>> = { 429: 2, 503: 5 };
 
 export function errorHandler(opts: { maxFileBytes: number }): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
@@ -107,6 +146,8 @@ export function errorHandler(opts: { maxFileBytes: number }): ErrorRequestHandle
       return;
     }
     if (answer.status === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="code-interpreter"');
+    const retryAfter = RETRY_AFTER_SECONDS[answer.status];
+    if (retryAfter !== undefined) res.setHeader("Retry-After", String(retryAfter));
     res.status(answer.status).json({ detail: answer.detail });
   };
 }
@@ -114,3 +155,33 @@ export function errorHandler(opts: { maxFileBytes: number }): ErrorRequestHandle
 export const notFoundHandler: RequestHandler = (_req, res) => {
   res.status(404).json({ detail: "Not Found" });
 };
+
+/**
+ * For `server.on("clientError", ...)`: requests Node's HTTP parser rejects before Express sees
+ * them (oversized headers → 431, a malformed request line, header or Content-Length → 400)
+ * get a JSON `{"detail"}` answer too, instead of Node's empty one. Sockets that are already
+ * gone, or that already carry a response, are just destroyed.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex): void {
+  const busy = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === "ECONNRESET" || !socket.writable || busy?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status =
+    err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+  const detail =
+    status === 431
+      ? "the request's headers are too large"
+      : status === 408
+        ? "the request was not received in time"
+        : `malformed HTTP request (${err.code ?? "parse error"})`;
+  const body = JSON.stringify({ detail });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+      "Content-Type: application/json; charset=utf-8\r\n" +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      "Connection: close\r\n\r\n" +
+      body,
+  );
+}

@@ -8,7 +8,13 @@ export {
   type ExecRoute,
   type ExecOutcome,
 } from "./metrics.js";
-export { toErrorAnswer, UnauthorizedError, BadRequestError, LengthRequiredError } from "./http-errors.js";
+export {
+  toErrorAnswer,
+  clientErrorHandler,
+  UnauthorizedError,
+  BadRequestError,
+  LengthRequiredError,
+} from "./http-errors.js";
 export { API_VERSION } from "./version.js";
 export {
   runMain,
@@ -17,3 +23,4 @@ export {
   type MainOptions,
   type MainHandle,
 } from "./cli.js";
+export { openApiDocument, OPERATIONS } from "./openapi.js";

@@ -57,7 +57,8 @@ export function schemas(config: Config) {
           .refine((v) => v === undefined || v === null, {
             message: "is not accepted on a session; upload with PUT /v1/sessions/{id}/files/{path}",
           })
-          .optional(),
+          .optional()
+          .meta({ type: "null", description: "Not accepted on a session (422 unless absent or null)" }),
       },
       typed("a JSON object"),
     ),
@@ -74,14 +75,53 @@ export function schemas(config: Config) {
         files: stagedFiles,
         ttl_seconds: positiveSeconds,
         idle_timeout_seconds: positiveSeconds,
-        // Checked by core's validateMetadata (limits shared with the backends).
-        metadata: z.unknown().optional(),
+        // Checked by core's validateMetadata (limits shared with the backends); the meta is
+        // what the OpenAPI document shows.
+        metadata: z
+          .unknown()
+          .optional()
+          .meta({
+            type: "object",
+            additionalProperties: { type: "string", maxLength: 256 },
+            maxProperties: 32,
+            description:
+              "Flat string map: at most 32 keys of 1-64 characters, values up to 256, 4096 bytes as JSON",
+          }),
       },
       typed("a JSON object"),
     ),
     keepalive: z.object({ ttl_seconds: positiveSeconds }, typed("a JSON object")),
+    copyFile: z.object(
+      {
+        path: z.string(typed("a string")),
+        file_id: z.string(typed("a string")).min(1, "must not be empty"),
+      },
+      typed("a JSON object with path and file_id"),
+    ),
   };
 }
+
+/** Largest `limit` of a list page. */
+export const MAX_PAGE_LIMIT = 1000;
+
+/** Query of every list route: `?limit=<1..1000>&cursor=<next_cursor of the previous page>`. */
+export const listQuery = z.object({
+  limit: z.coerce
+    .number(typed(`an integer from 1 to ${MAX_PAGE_LIMIT}`))
+    .int(`must be an integer from 1 to ${MAX_PAGE_LIMIT}`)
+    .min(1, "must be at least 1")
+    .max(MAX_PAGE_LIMIT, `must be at most ${MAX_PAGE_LIMIT}`)
+    .optional(),
+  cursor: z
+    .string(typed("a string (the next_cursor of the previous page)"))
+    .min(1, "must not be empty")
+    .optional(),
+});
+
+/** The multipart body of POST /v1/files (parsed by multer; this is its description). */
+export const uploadForm = z.object({
+  file: z.file().describe("The file; its name is taken from the part's filename"),
+});
 
 export type Schemas = ReturnType<typeof schemas>;
 

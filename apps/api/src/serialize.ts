@@ -1,27 +1,37 @@
 /** Internal records → the snake_case JSON of the REST contract. */
 import type { ExecResult, SessionInfo, WorkspaceEntry } from "@code-interpreter/core";
 import type { FileMeta } from "@code-interpreter/files-client";
+import type {
+  ExecJson,
+  FileMetaJson,
+  ProducedFileJson,
+  SessionJson,
+  StreamResultJson,
+  UploadedFileJson,
+  WorkspaceEntryJson,
+} from "./responses.js";
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+/** Unix seconds as a number (milliseconds kept as the fraction), like `upload_time` of files. */
+export const unixSeconds = (ms: number): number => ms / 1000;
 
-export function sessionJson(s: SessionInfo) {
+export function sessionJson(s: SessionInfo): SessionJson {
   return {
     session_id: s.id,
     status: s.status,
-    created_at: iso(s.createdAt),
-    expires_at: iso(s.expiresAt),
-    last_active_at: iso(s.lastActiveAt),
+    created_at: unixSeconds(s.createdAt),
+    expires_at: unixSeconds(s.expiresAt),
+    last_active_at: unixSeconds(s.lastActiveAt),
     metadata: s.metadata,
     idle_timeout_seconds: s.idleTimeoutSeconds,
-    max_expires_at: iso(s.maxExpiresAt),
+    max_expires_at: unixSeconds(s.maxExpiresAt),
   };
 }
 
-export function producedFilesJson(r: ExecResult) {
+export function producedFilesJson(r: ExecResult): ProducedFileJson[] {
   return r.files.map((f) => ({ path: f.path, kind: f.kind, file_id: f.fileId }));
 }
 
-export function execJson(r: ExecResult) {
+export function execJson(r: ExecResult): ExecJson {
   return {
     stdout: r.stdout,
     stderr: r.stderr,
@@ -33,7 +43,7 @@ export function execJson(r: ExecResult) {
 }
 
 /** The SSE `result` event: the final status without the output already streamed. */
-export function streamResultJson(r: ExecResult) {
+export function streamResultJson(r: ExecResult): StreamResultJson {
   return {
     exit_code: r.exitCode,
     timed_out: r.timedOut,
@@ -42,15 +52,15 @@ export function streamResultJson(r: ExecResult) {
   };
 }
 
-export function uploadedFileJson(m: FileMeta) {
+export function uploadedFileJson(m: FileMeta): UploadedFileJson {
   return { file_id: m.fileId, filename: m.filename, size_bytes: m.sizeBytes };
 }
 
-export function fileJson(m: FileMeta) {
+export function fileJson(m: FileMeta): FileMetaJson {
   return { file_id: m.fileId, filename: m.filename, size_bytes: m.sizeBytes, upload_time: m.uploadTime };
 }
 
-export function workspaceEntryJson(e: WorkspaceEntry) {
+export function workspaceEntryJson(e: WorkspaceEntry): WorkspaceEntryJson {
   return { path: e.path, kind: e.kind, size_bytes: e.sizeBytes };
 }
 

@@ -8,6 +8,7 @@ import { pino, type Logger } from "pino";
 import type { Backend, Config } from "@code-interpreter/core";
 import type { FileStore } from "@code-interpreter/files-client";
 import { createApp } from "./app.js";
+import { clientErrorHandler } from "./http-errors.js";
 import { createMetrics, type ApiMetrics } from "./metrics.js";
 import { startReaper, type Reaper } from "./reaper.js";
 
@@ -104,6 +105,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const app = createApp({ backend: calls.wrap(backend), files, config, logger, metrics });
 
   const server = createServer(app);
+  server.on("clientError", clientErrorHandler);
   let inFlight = 0;
   let draining = false;
   const idleWaiters: Array<() => void> = [];

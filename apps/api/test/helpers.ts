@@ -133,6 +133,9 @@ export function makeApp(
   return { app, backend, files, config };
 }
 
+/** A session time (unix seconds, possibly fractional) as integer milliseconds. */
+export const msOf = (seconds: number): number => Math.round(seconds * 1000);
+
 /** Parses a raw text/event-stream body into events (event name + parsed JSON data). */
 export function parseSse(text: string): Array<{ event: string; data: unknown; id?: string }> {
   const events: Array<{ event: string; data: unknown; id?: string }> = [];

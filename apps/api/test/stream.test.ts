@@ -132,3 +132,62 @@ describe("POST /v1/execute/stream", () => {
     await abortedP;
   });
 });
+
+describe("POST /v1/sessions/{id}/execute/stream and /bash/stream", () => {
+  it("stream a session's Python and bash: output events, then one result; state is the session's", async () => {
+    const { app, backend } = makeApp({
+      backend: {
+        run: (req, ctx) => {
+          ctx.emit("stdout", `${req.language}: ${req.code}\n`);
+          if (req.language === "python") ctx.workspace.set("made.txt", Buffer.from("x"));
+          return { exitCode: 0, durationMs: 7 };
+        },
+      },
+    });
+    const id = (await request(app).post("/v1/sessions").expect(201)).body.session_id as string;
+    const py = await request(app)
+      .post(`/v1/sessions/${id}/execute/stream`)
+      .send({ code: "x = 1" })
+      .buffer(true)
+      .parse(textParser)
+      .expect(200);
+    expect(py.headers["content-type"]).toMatch(/^text\/event-stream/);
+    expect(parseSse(py.body as string).map((e) => [e.event, e.data])).toEqual([
+      ["output", { stream: "stdout", data: "python: x = 1\n" }],
+      [
+        "result",
+        {
+          exit_code: 0,
+          timed_out: false,
+          duration_ms: 7,
+          files: [{ path: "made.txt", kind: "file", file_id: expect.any(String) }],
+        },
+      ],
+    ]);
+    const sh = await request(app)
+      .post(`/v1/sessions/${id}/bash/stream`)
+      .send({ cmd: "ls" })
+      .buffer(true)
+      .parse(textParser)
+      .expect(200);
+    expect(parseSse(sh.body as string).map((e) => [e.event, e.data])).toEqual([
+      ["output", { stream: "stdout", data: "bash: ls\n" }],
+      ["result", { exit_code: 0, timed_out: false, duration_ms: 7, files: [] }],
+    ]);
+    expect(backend.callsTo("execInSession").map((c) => c.args[0])).toEqual([id, id]);
+  });
+
+  it("validation and unknown sessions answer JSON before the stream starts", async () => {
+    const { app } = makeApp();
+    const id = (await request(app).post("/v1/sessions").expect(201)).body.session_id as string;
+    const bad = await request(app).post(`/v1/sessions/${id}/bash/stream`).send({ cmd: 1 }).expect(422);
+    expect(bad.body).toEqual({ detail: expect.stringMatching(/^cmd: /) });
+    await request(app).post(`/v1/sessions/${id}/execute/stream`).send({ code: "1", files: [] }).expect(422);
+    await request(app).post("/v1/sessions/not-a-session/execute/stream").send({ code: "1" }).expect(404);
+    const gone = await request(app)
+      .post("/v1/sessions/code-session-3f2b8c1e-9a4d-4e7f-8b2a-1c2d3e4f5a6b/bash/stream")
+      .send({ cmd: "true" })
+      .expect(404);
+    expect(gone.body).toEqual({ detail: expect.stringMatching(/not found/) });
+  });
+});

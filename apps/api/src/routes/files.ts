@@ -5,7 +5,10 @@ import { ValidationError } from "@code-interpreter/core";
 import type { FileStore } from "@code-interpreter/files-client";
 import { contextOf } from "../context.js";
 import type { Deps } from "../deps.js";
+import { identityEncodingOnly } from "../encoding.js";
 import { BadRequestError } from "../http-errors.js";
+import { pageJson, paginate } from "../pagination.js";
+import { listQuery } from "../schemas.js";
 import { sendStream } from "../streams.js";
 import { contentDisposition, fileJson, uploadedFileJson } from "../serialize.js";
 
@@ -75,7 +78,7 @@ export function filesRouter(deps: Deps): Router {
     });
   };
 
-  router.post("/", uploadMiddleware, (req, res) => {
+  router.post("/", identityEncodingOnly, uploadMiddleware, (req, res) => {
     const file = req.file as (Express.Multer.File & StoredUpload) | undefined;
     if (!file) throw new ValidationError('multipart/form-data body with a file in field "file" is required');
     res.status(201).json(
@@ -90,17 +93,18 @@ export function filesRouter(deps: Deps): Router {
   });
 
   router.get("/", async (req, res) => {
-    const list = await files.list(contextOf(req).owner);
-    res.json({ files: list.map(fileJson) });
+    const query = listQuery.parse(req.query);
+    const page = paginate(await files.list(contextOf(req).owner), (f) => [f.uploadTime, f.fileId], query);
+    res.json(pageJson("files", { ...page, items: page.items.map(fileJson) }));
   });
 
-  router.get("/:fileId", async (req, res) => {
-    const { meta, content } = await files.open(req.params.fileId, contextOf(req).owner);
+  router.get("/:file_id", async (req, res) => {
+    const { meta, content } = await files.open(req.params.file_id, contextOf(req).owner);
     await sendStream(res, content, { size: meta.sizeBytes, disposition: contentDisposition(meta.filename) });
   });
 
-  router.delete("/:fileId", async (req, res) => {
-    await files.delete(req.params.fileId, contextOf(req).owner);
+  router.delete("/:file_id", async (req, res) => {
+    await files.delete(req.params.file_id, contextOf(req).owner);
     res.status(204).end();
   });
 

@@ -1,6 +1,7 @@
 /** /v1/sessions: long-lived executors with a persistent /workspace. */
 import { Router, type Request, type RequestHandler } from "express";
 import {
+  NotFoundError,
   SessionNotFoundError,
   assertSafeWorkspacePath,
   isSessionId,
@@ -14,19 +15,15 @@ import {
 import { SessionSlots } from "../capacity.js";
 import { contextOf, disconnectSignal, scopeOf } from "../context.js";
 import { requireCapability, type Deps } from "../deps.js";
+import { identityEncodingOnly } from "../encoding.js";
 import { LengthRequiredError } from "../http-errors.js";
 import { observeExecution } from "../metrics.js";
-import { parseBody } from "../schemas.js";
+import { pageJson, paginate } from "../pagination.js";
+import { listQuery, parseBody } from "../schemas.js";
 import { contentDisposition, execJson, sessionJson, workspaceEntryJson } from "../serialize.js";
 import { resolveStagedFiles, storeCollector } from "../staging.js";
+import { streamExecution } from "../sse.js";
 import { sendStream } from "../streams.js";
-
-/** 404 without any backend call for anything that is not `code-session-<uuid v4>`. */
-const checkSessionId: RequestHandler = (req, _res, next) => {
-  const id = req.params.id;
-  if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
-  next();
-};
 
 function sessionId(req: Request): string {
   return req.params.id as string;
@@ -56,6 +53,15 @@ export function sessionsRouter(deps: Deps, json: RequestHandler): Router {
   const keysConfigured = config.apiKeys.length > 0;
   const cap = (c: Parameters<typeof requireCapability>[1]) => requireCapability(backend, c);
 
+  // Once per request, for every route with `:id`: 404 without any backend call for anything
+  // that is not `code-session-<uuid v4>`. Param handlers run after the route's path matched
+  // and before its handlers.
+  router.param("id", (_req, _res, next, id: unknown) => {
+    // Without sessions every route answers 501 (its capability check), whatever the id.
+    if (backend.capabilities.sessions && !isSessionId(id)) throw new SessionNotFoundError(String(id));
+    next();
+  });
+
   router.post("/", cap("sessions"), json, async (req, res) => {
     const body = parseBody(schemas.createSession, req.body);
     const ttlSeconds = resolveTtlSeconds(body.ttl_seconds, config.sessionMaxLifetimeSeconds);
@@ -82,31 +88,42 @@ export function sessionsRouter(deps: Deps, json: RequestHandler): Router {
   });
 
   router.get("/", cap("sessions"), async (req, res) => {
-    const sessions = await backend.listSessions(scopeOf(req));
-    sessions.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
-    res.json({ sessions: sessions.map(sessionJson) });
+    const query = listQuery.parse(req.query);
+    const page = paginate(await backend.listSessions(scopeOf(req)), (s) => [s.createdAt, s.id], query);
+    res.json(pageJson("sessions", { ...page, items: page.items.map(sessionJson) }));
   });
 
-  router.get("/:id", cap("sessions"), checkSessionId, async (req, res) => {
+  router.get("/:id", cap("sessions"), async (req, res) => {
     res.json(sessionJson(await backend.getSession(sessionId(req), scopeOf(req))));
   });
 
-  router.delete("/:id", cap("sessions"), checkSessionId, async (req, res) => {
+  router.delete("/:id", cap("sessions"), async (req, res) => {
     await backend.deleteSession(sessionId(req), scopeOf(req));
     metrics.sessionsDeleted.inc();
     res.status(204).end();
   });
 
-  router.post("/:id/keepalive", cap("keepalive"), checkSessionId, json, async (req, res) => {
+  router.post("/:id/keepalive", cap("keepalive"), json, async (req, res) => {
     const body = parseBody(schemas.keepalive, req.body);
     const ttl = resolveTtlSeconds(body.ttl_seconds, config.sessionMaxLifetimeSeconds);
     res.json(sessionJson(await backend.keepalive(sessionId(req), ttl, scopeOf(req))));
   });
 
-  router.post("/:id/execute", cap("sessionExec"), checkSessionId, json, async (req, res) => {
+  /** The ExecRequest of a session execute / bash call; validation errors are thrown before any backend call. */
+  function sessionExecRequest(req: Request, language: "python" | "bash", signal: AbortSignal): ExecRequest {
+    if (language === "bash") {
+      const body = parseBody(schemas.bash, req.body);
+      return {
+        language: "bash",
+        code: body.cmd,
+        stdin: body.stdin ?? null,
+        timeoutMs: body.timeout_ms ?? config.defaultExecTimeoutMs,
+        maxOutputBytes: config.maxOutputBytes,
+        signal,
+      };
+    }
     const body = parseBody(schemas.sessionExecute, req.body);
-    const signal = disconnectSignal(req, res);
-    const execReq: ExecRequest = {
+    return {
       language: "python",
       code: body.code,
       stdin: body.stdin ?? null,
@@ -116,35 +133,71 @@ export function sessionsRouter(deps: Deps, json: RequestHandler): Router {
       signal,
       collectFiles: storeCollector(files, contextOf(req).owner),
     };
-    const result = await observeExecution(metrics, "session_execute", signal, () =>
-      backend.execInSession(sessionId(req), execReq, scopeOf(req)),
-    );
-    res.json(execJson(result));
-  });
+  }
 
-  router.post("/:id/bash", cap("sessionExec"), checkSessionId, json, async (req, res) => {
-    const body = parseBody(schemas.bash, req.body);
-    const signal = disconnectSignal(req, res);
-    const execReq: ExecRequest = {
-      language: "bash",
-      code: body.cmd,
-      stdin: body.stdin ?? null,
-      timeoutMs: body.timeout_ms ?? config.defaultExecTimeoutMs,
-      maxOutputBytes: config.maxOutputBytes,
-      signal,
-    };
-    const result = await observeExecution(metrics, "session_bash", signal, () =>
-      backend.execInSession(sessionId(req), execReq, scopeOf(req)),
-    );
-    res.json(execJson(result));
-  });
+  for (const [path, language, route] of [
+    ["/:id/execute", "python", "session_execute"],
+    ["/:id/bash", "bash", "session_bash"],
+  ] as const) {
+    router.post(path, cap("sessionExec"), json, async (req, res) => {
+      const signal = disconnectSignal(req, res);
+      const execReq = sessionExecRequest(req, language, signal);
+      const result = await observeExecution(metrics, route, signal, () =>
+        backend.execInSession(sessionId(req), execReq, scopeOf(req)),
+      );
+      res.json(execJson(result));
+    });
 
-  router.get("/:id/files", cap("sessionFiles"), checkSessionId, async (req, res) => {
+    // The same, answered as SSE (metrics count it under the same route label).
+    router.post(`${path}/stream`, cap("sessionExec"), json, async (req, res) => {
+      const signal = disconnectSignal(req, res);
+      const execReq = sessionExecRequest(req, language, signal);
+      // An unknown, foreign or expired session is a JSON 404, not an error event.
+      await backend.getSession(sessionId(req), scopeOf(req));
+      await streamExecution(req, res, signal, execReq, (r) =>
+        observeExecution(metrics, route, signal, () =>
+          backend.execInSession(sessionId(req), r, scopeOf(req)),
+        ),
+      );
+    });
+  }
+
+  router.get("/:id/files", cap("sessionFiles"), async (req, res) => {
+    const query = listQuery.parse(req.query);
     const entries = await backend.listSessionFiles(sessionId(req), scopeOf(req));
-    res.json({ files: entries.map(workspaceEntryJson) });
+    const page = paginate(entries, (e) => [0, e.path], query);
+    res.json(pageJson("files", { ...page, items: page.items.map(workspaceEntryJson) }));
   });
 
-  router.put("/:id/files/*path", cap("sessionFiles"), checkSessionId, async (req, res) => {
+  // Copies a stored file (POST /v1/files) into the workspace, streamed from the store.
+  router.post("/:id/files", cap("sessionFiles"), json, async (req, res) => {
+    const body = parseBody(schemas.copyFile, req.body);
+    const path = assertSafeWorkspacePath(body.path, "path");
+    const { owner } = contextOf(req);
+    let opened: Awaited<ReturnType<typeof files.open>>;
+    try {
+      opened = await files.open(body.file_id, owner);
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        throw new NotFoundError(`file_id ${JSON.stringify(body.file_id)} not found`, { cause: err });
+      }
+      throw err;
+    }
+    const { meta, content } = opened;
+    try {
+      const entry = await backend.writeSessionFile(
+        sessionId(req),
+        path,
+        { size: meta.sizeBytes, content },
+        scopeOf(req),
+      );
+      res.status(201).json({ path: entry.path, size_bytes: entry.sizeBytes });
+    } finally {
+      content.destroy();
+    }
+  });
+
+  router.put("/:id/files/*path", cap("sessionFiles"), identityEncodingOnly, async (req, res) => {
     const path = assertSafeWorkspacePath(wildcardPath(req), "path");
     const lengthHeader = req.headers["content-length"];
     if (lengthHeader === undefined) {
@@ -162,7 +215,7 @@ export function sessionsRouter(deps: Deps, json: RequestHandler): Router {
     res.status(201).json({ path: entry.path, size_bytes: entry.sizeBytes });
   });
 
-  router.get("/:id/files/*path", cap("sessionFiles"), checkSessionId, async (req, res) => {
+  router.get("/:id/files/*path", cap("sessionFiles"), async (req, res) => {
     const path = assertSafeWorkspacePath(wildcardPath(req), "path");
     const file = await backend.readSessionFile(sessionId(req), path, scopeOf(req));
     const name = path.slice(path.lastIndexOf("/") + 1);

@@ -9,8 +9,21 @@
  * or the test created itself: other suites may use the same engine at the same time.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { createRequire } from "node:module";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXECUTOR_NAME_PREFIX, TRUNCATION_MARKER, isSessionId } from "@code-interpreter/core";
+import { ContractChecker } from "./contract.js";
+import {
+  BashExecResponse,
+  CreateSessionResponse,
+  ExecuteResponse,
+  ONYX_SESSIONS_MIN_VERSION,
+  StreamErrorEvent,
+  StreamOutputEvent,
+  StreamResultEvent,
+  onyxHealth,
+  onyxVersionGte,
+} from "./onyx-models.js";
 import { makePng } from "./support.js";
 
 export interface ExecOutput {
@@ -77,6 +90,12 @@ interface RequestOpts {
   headers?: Record<string, string>;
 }
 
+/** The service package's version: what /health must report. */
+const PKG_VERSION = (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
+
+/** Set once the API under test is up: every answer `call` gets is checked against its document. */
+let contract: ContractChecker | undefined;
+
 async function call(baseUrl: string, path: string, opts: RequestOpts = {}): Promise<Answer> {
   const headers: Record<string, string> = { ...opts.headers };
   let body: Buffer | string | undefined = opts.body;
@@ -90,6 +109,7 @@ async function call(baseUrl: string, path: string, opts: RequestOpts = {}): Prom
   const bytes = Buffer.from(await res.arrayBuffer());
   const ms = performance.now() - t0;
   const text = bytes.toString("utf8");
+  contract?.check(method, path, res.status, res.headers.get("content-type") ?? "", bytes);
   let parsed: Record<string, unknown> | undefined;
   return {
     status: res.status,
@@ -246,6 +266,10 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
 
     beforeAll(async () => {
       env = await setup();
+      contract = undefined;
+      const doc = await call(env.baseUrl, "/openapi.json");
+      expect(doc.status).toBe(200);
+      contract = new ContractChecker(doc.body as unknown as ConstructorParameters<typeof ContractChecker>[0]);
     }, 60_000);
 
     afterAll(async () => {
@@ -711,6 +735,124 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
       });
     });
 
+    describe("issue 11: file copy into a session, pagination, session streams", () => {
+      it("POST /v1/sessions/{id}/files copies stored bytes into the running container", async () => {
+        const id = await createSession();
+        const bytes = Buffer.concat([Buffer.from([0, 13, 10, 255]), randomBytes(50_000)]);
+        const fileId = await upload(bytes, "copy-me.bin");
+        const res = await api(`/v1/sessions/${id}/files`, {
+          json: { path: "in/copied.bin", file_id: fileId },
+        });
+        expect(res.status, res.text).toBe(201);
+        expect(res.body).toEqual({ path: "in/copied.bin", size_bytes: bytes.length });
+        // Read by the platform, not through our backend.
+        const cat = await env.inspect.exec(id, ["cat", "/workspace/in/copied.bin"]);
+        expect(sha256(cat.stdout)).toBe(sha256(bytes));
+        const py = await api(`/v1/sessions/${id}/execute`, {
+          json: { code: "import os\nprint(os.path.getsize('in/copied.bin'))" },
+        });
+        expect(py.body).toMatchObject({ stdout: `${bytes.length}\n`, exit_code: 0 });
+        expectError(
+          await api(`/v1/sessions/${id}/files`, { json: { path: "../x", file_id: fileId } }),
+          [422],
+        );
+        expectError(await api(`/v1/sessions/${id}/files`, { json: { path: "x", file_id: "nope" } }), [404]);
+        await deleteSession(id);
+        await api(`/v1/files/${fileId}`, { method: "DELETE" });
+      });
+
+      it("lists page with limit and next_cursor over real sessions and a real workspace", async () => {
+        const mine = [await createSession(), await createSession(), await createSession()];
+        // Other suites may have sessions on the same engine: walk every page, keep ours.
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        for (let i = 0; i < 1000; i++) {
+          const page = await api(`/v1/sessions?limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+          expect(page.status, page.text).toBe(200);
+          const ids = (page.body.sessions as Array<{ session_id: string }>).map((s) => s.session_id);
+          expect(ids.length).toBeLessThanOrEqual(2);
+          seen.push(...ids);
+          cursor = page.body.next_cursor as string | undefined;
+          if (cursor === undefined) break;
+        }
+        expect(new Set(seen).size).toBe(seen.length);
+        // (Creation times may tie at the platform's resolution; ties go by id.)
+        expect(seen.filter((id) => mine.includes(id)).sort()).toEqual([...mine].sort());
+
+        const id = mine[0]!;
+        const mk = await api(`/v1/sessions/${id}/bash`, { json: { cmd: "mkdir -p d && touch a b c d/e" } });
+        expect(mk.body).toMatchObject({ exit_code: 0 });
+        const paths: string[] = [];
+        cursor = undefined;
+        for (let i = 0; i < 10; i++) {
+          const page = await api(`/v1/sessions/${id}/files?limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+          paths.push(...(page.body.files as Array<{ path: string }>).map((f) => f.path));
+          cursor = page.body.next_cursor as string | undefined;
+          if (cursor === undefined) break;
+        }
+        expect(paths).toEqual(["a", "b", "c", "d", "d/e"]);
+        for (const s of mine) await deleteSession(s);
+      });
+
+      it("execute/stream and bash/stream in a session: live output, then one result; state persists", async () => {
+        const id = await createSession();
+        const stream = async (path: string, body: unknown) => {
+          const res = await fetch(`${env.baseUrl}/v1/sessions/${id}/${path}`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(body),
+          });
+          expect(res.status).toBe(200);
+          expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+          return readSse(res);
+        };
+        const py = await stream("execute/stream", {
+          code: "open('n.txt', 'w').write('41')\nprint('one', flush=True)\nint(open('n.txt').read()) + 1",
+        });
+        expect(py.map((e) => e.event)).toContain("output");
+        expect(py.at(-1)!.event).toBe("result");
+        const out = py
+          .filter((e) => e.event === "output")
+          .map((e) => (JSON.parse(e.data) as { data: string }).data)
+          .join("");
+        expect(out).toBe("one\n42\n");
+        // The workspace is the session's: the next streamed call sees the file.
+        const again = await stream("bash/stream", { cmd: "cat n.txt" });
+        expect(again.filter((e) => e.event === "output").map((e) => JSON.parse(e.data))).toEqual([
+          { stream: "stdout", data: "41" },
+        ]);
+        const sh = await stream("bash/stream", { cmd: "echo out; echo err >&2; exit 3" });
+        expect(JSON.parse(sh.at(-1)!.data)).toMatchObject({ exit_code: 3, timed_out: false, files: [] });
+        await deleteSession(id);
+        const gone = await fetch(`${env.baseUrl}/v1/sessions/${id}/bash/stream`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ cmd: "true" }),
+        });
+        expect(gone.status).toBe(404);
+        expect(await gone.json()).toEqual({ detail: expect.any(String) });
+      });
+
+      it("the malformed requests of issue 8 answer 4xx JSON on the real server", async () => {
+        const id = await createSession();
+        for (const enc of ["gzip", "deflate", "br"]) {
+          expectError(
+            await api("/v1/execute", {
+              body: Buffer.from("garbage, not compressed"),
+              headers: { "content-type": "application/json", "content-encoding": enc },
+            }),
+            [400],
+          );
+        }
+        expectError(await api(`/v1/sessions/${id}/files/%ff%fe`), [400]);
+        expectError(
+          await api(`/v1/sessions/${id}/files/%ff%fe`, { method: "PUT", body: Buffer.from("x") }),
+          [400],
+        );
+        await deleteSession(id);
+      });
+    });
+
     // -------------------------------------------------------------- onyx client compatibility
 
     describe("onyx code-interpreter client compatibility", () => {
@@ -841,6 +983,86 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
         expect(del.status).toBeLessThan(300);
         expectError(await api(`/v1/files/${fileId}`), [404]);
       });
+    });
+
+    describe("onyx client session methods (field names and types of its pydantic models)", () => {
+      it("health gate, create_session with files, execute_bash_in_session, execute, execute_streaming, delete_session", async () => {
+        // health(): what the client's @requires gate reads.
+        const health = onyxHealth((await api("/health")).body);
+        expect(health.healthy).toBe(true);
+        expect(health.version).toBe(PKG_VERSION);
+        expect(onyxVersionGte(health.version, ONYX_SESSIONS_MIN_VERSION)).toBe(
+          onyxVersionGte(PKG_VERSION, ONYX_SESSIONS_MIN_VERSION),
+        );
+
+        // upload_file(): files={"file": (filename, bytes)}.
+        const csv = Buffer.from("n\n1\n2\n3\n");
+        const form = multipart("file", "nums.csv", csv);
+        const up = await api("/v1/files", { body: form.body, headers: { "content-type": form.contentType } });
+        expect(up.status, up.text).toBe(201);
+        const fileId = up.body.file_id as string;
+
+        // create_session(ttl_seconds=60, files=[...]): payload {"ttl_seconds", "files"}.
+        const t0 = Date.now() / 1000;
+        const created = await api("/v1/sessions", {
+          json: { ttl_seconds: 60, files: [{ path: "nums.csv", file_id: fileId }] },
+        });
+        expect(created.status, created.text).toBe(201);
+        const session = CreateSessionResponse.parse(created.body);
+        sessions.add(session.session_id);
+        expect(session.expires_at).toBeGreaterThan(t0 + 50);
+        expect(session.expires_at).toBeLessThan(t0 + 120);
+
+        // execute_bash_in_session(id, cmd): payload {"cmd", "timeout_ms": 30000}.
+        const bash = await api(`/v1/sessions/${session.session_id}/bash`, {
+          json: {
+            cmd: "test -f nums.csv && printf 'rows=%s' $(tail -n +2 nums.csv | wc -l)",
+            timeout_ms: 30_000,
+          },
+        });
+        expect(bash.status, bash.text).toBe(200);
+        expect(BashExecResponse.parse(bash.body)).toMatchObject({
+          stdout: "rows=3",
+          exit_code: 0,
+          timed_out: false,
+        });
+        const slow = await api(`/v1/sessions/${session.session_id}/bash`, {
+          json: { cmd: "sleep 10", timeout_ms: 1000 },
+        });
+        expect(BashExecResponse.parse(slow.body)).toMatchObject({ exit_code: null, timed_out: true });
+
+        // execute() / execute_streaming(): payload {"code", "timeout_ms", "files"?}.
+        const ex = await api("/v1/execute", { json: { code: "print(6 * 7)", timeout_ms: 30_000 } });
+        expect(ExecuteResponse.parse(ex.body)).toMatchObject({ stdout: "42\n", exit_code: 0 });
+        const res = await fetch(`${env.baseUrl}/v1/execute/stream`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ code: "print('s')", timeout_ms: 30_000 }),
+        });
+        expect(res.status).toBe(200);
+        const models = { output: StreamOutputEvent, result: StreamResultEvent, error: StreamErrorEvent };
+        const events = (await readSse(res)).map((e) => {
+          const model = models[e.event as keyof typeof models];
+          expect(model, `unknown event ${e.event}`).toBeDefined();
+          return { event: e.event, data: model.parse(JSON.parse(e.data)) };
+        });
+        expect(events.at(-1)).toMatchObject({ event: "result", data: { exit_code: 0 } });
+
+        // delete_session(id): any 2xx; then it is gone.
+        const del = await api(`/v1/sessions/${session.session_id}`, { method: "DELETE" });
+        expect(del.status).toBeGreaterThanOrEqual(200);
+        expect(del.status).toBeLessThan(300);
+        sessions.delete(session.session_id);
+        expectError(
+          await api(`/v1/sessions/${session.session_id}/bash`, { json: { cmd: "true", timeout_ms: 30_000 } }),
+          [404],
+        );
+        await api(`/v1/files/${fileId}`, { method: "DELETE" });
+      });
+    });
+
+    it("every answer above matched the server's OpenAPI document (status, JSON schema)", () => {
+      expect(contract?.checked ?? 0).toBeGreaterThan(50);
     });
 
     // Last: after the sessions are deleted, nothing this API created is left on the platform.

@@ -11,7 +11,7 @@ import Dockerode from "dockerode";
 import { pino } from "pino";
 import type { Backend, Config } from "@code-interpreter/core";
 import type { FileMeta, FileStore, PutOptions } from "@code-interpreter/files-client";
-import { createApp } from "../../src/index.js";
+import { clientErrorHandler, createApp } from "../../src/index.js";
 
 /**
  * Delegates to a real store; `open()` fails for the file ids given to `failOpen`, as a disk or
@@ -103,6 +103,7 @@ export async function listenApp(opts: {
 }): Promise<RunningHttp> {
   const app = createApp({ ...opts, logger: pino({ level: process.env.E2E_LOG_LEVEL ?? "silent" }) });
   const server: Server = createServer(app);
+  server.on("clientError", clientErrorHandler);
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;

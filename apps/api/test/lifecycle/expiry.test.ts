@@ -85,7 +85,7 @@ describe("ttl and idle timeout", { timeout: 120_000 }, () => {
       expect(r.body.stdout).toBe(`${i}\n`);
       const g = await api.call("GET", `/v1/sessions/${id}`);
       expect(g.status).toBe(200);
-      seen.push(ms((g.body as unknown as { last_active_at: string }).last_active_at));
+      seen.push(ms((g.body as unknown as { last_active_at: number }).last_active_at));
       await sleep(Math.max(0, 1_000 - (Date.now() - tick)));
     }
     // Alive past 6 s, and every call moved last_active_at.
@@ -144,11 +144,11 @@ describe("keepalive and the max lifetime (SESSION_MAX_LIFETIME_SECONDS=8)", { ti
 
     const k1 = await api.call("POST", `/v1/sessions/${id}/keepalive`, { ttl_seconds: 5 });
     expect(k1.status, JSON.stringify(k1.body)).toBe(200);
-    const extended = ms(k1.body.expires_at as string);
+    const extended = ms(k1.body.expires_at as number);
     expect(extended).toBeGreaterThan(originalExpiry);
     expect(extended).toBeLessThanOrEqual(created + 8_000);
     // Another API process sees the extension (the state lives in the container).
-    expect(ms((await other.call("GET", `/v1/sessions/${id}`)).body.expires_at as string)).toBe(extended);
+    expect(ms((await other.call("GET", `/v1/sessions/${id}`)).body.expires_at as number)).toBe(extended);
 
     // Past the original TTL it is still alive and usable.
     await sleep(Math.max(0, originalExpiry + 1_000 - Date.now()));
@@ -158,7 +158,7 @@ describe("keepalive and the max lifetime (SESSION_MAX_LIFETIME_SECONDS=8)", { ti
     // Asking for more than is left: capped at the hard max.
     const k2 = await api.call("POST", `/v1/sessions/${id}/keepalive`, { ttl_seconds: 8 });
     expect(k2.status).toBe(200);
-    expect(ms(k2.body.expires_at as string)).toBe(created + 8_000);
+    expect(ms(k2.body.expires_at as number)).toBe(created + 8_000);
     expect(k2.body.max_expires_at).toBe(k2.body.expires_at);
     expect((await api.call("POST", `/v1/sessions/${id}/keepalive`, { ttl_seconds: 9 })).status).toBe(422);
 
@@ -175,7 +175,7 @@ describe("keepalive and the max lifetime (SESSION_MAX_LIFETIME_SECONDS=8)", { ti
     await sleep(1_100);
     expect((await other.bash(id, "true")).status).toBe(200);
     const after = await api.call("GET", `/v1/sessions/${id}`);
-    expect(ms(after.body.last_active_at as string)).toBeGreaterThan(ms(sess.last_active_at));
+    expect(ms(after.body.last_active_at as number)).toBeGreaterThan(ms(sess.last_active_at));
     await api.call("DELETE", `/v1/sessions/${id}`);
   });
 });

@@ -147,15 +147,16 @@ export class Client {
 export interface SessionJson {
   session_id: string;
   status: string;
-  created_at: string;
-  expires_at: string;
-  last_active_at: string;
-  max_expires_at: string;
+  created_at: number;
+  expires_at: number;
+  last_active_at: number;
+  max_expires_at: number;
   idle_timeout_seconds: number | null;
   metadata: Record<string, string>;
 }
 
-export const ms = (iso: string): number => new Date(iso).getTime();
+/** A session time (unix seconds, possibly fractional) as integer milliseconds. */
+export const ms = (seconds: number): number => Math.round(seconds * 1000);
 
 /** An in-process API server on 127.0.0.1:<free port> with a Docker backend and a local file store. */
 export interface TestServer {
