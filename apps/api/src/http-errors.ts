@@ -140,6 +140,8 @@ export function errorHandler(opts: { maxFileBytes: number }): ErrorRequestHandle
       return;
     }
     if (answer.status === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="code-interpreter"');
+    // Capacity frees up as sessions end: clients (ours retry on it) may try again shortly.
+    if (answer.status === 429) res.setHeader("Retry-After", "1");
     res.status(answer.status).json({ detail: answer.detail });
   };
 }
