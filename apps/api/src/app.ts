@@ -13,6 +13,7 @@ import { authMiddleware } from "./auth.js";
 import type { Deps } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./http-errors.js";
 import { createMetrics, type ApiMetrics } from "./metrics.js";
+import { mcpEndpoint } from "./mcp/index.js";
 import { executeRouter } from "./routes/execute.js";
 import { filesRouter } from "./routes/files.js";
 import { sessionsRouter } from "./routes/sessions.js";
@@ -95,6 +96,7 @@ export function createApp(opts: AppOptions): express.Express {
   app.use("/v1/files", filesRouter(deps));
   app.use("/v1/execute", executeRouter(deps, json));
   app.use("/v1/sessions", sessionsRouter(deps, json));
+  app.use("/mcp", mcpEndpoint({ logger, jsonLimitBytes: opts.jsonLimitBytes }).router);
 
   app.use(notFoundHandler);
   app.use(errorHandler({ maxFileBytes: files.maxFileBytes }));

@@ -92,7 +92,12 @@ export interface Health {
   detail?: string;
 }
 
-const sessionPath = (id: string) => `/v1/sessions/${encodeURIComponent(id)}`;
+/** An id of only dots would be resolved away by URL parsing (another route): never a session. */
+function sessionPath(id: string): string {
+  if (/^\.*$/.test(id))
+    throw new NotFoundError({ status: 404, detail: `session ${JSON.stringify(id)} not found` });
+  return `/v1/sessions/${encodeURIComponent(id)}`;
+}
 /**
  * A workspace path as URL segments. Paths the server would answer 422 for because of their
  * segments (absolute, empty, "." or "..") are refused here with the same ValidationError:
@@ -225,12 +230,12 @@ export class Session implements AsyncDisposable {
    * Runs Python in the session's `/workspace`. With `onStdout`/`onStderr` the output is
    * streamed (SSE) to them as it is printed; the result has all of it either way.
    */
-  run(code: string, opts: RunOptions = {}): Promise<Execution> {
+  async run(code: string, opts: RunOptions = {}): Promise<Execution> {
     return runOn(this.http, `${sessionPath(this.id)}/execute`, execBody({ code }, opts), opts);
   }
 
   /** Runs a bash command (a fresh process in `/workspace`), streamed like `run()`. */
-  bash(cmd: string, opts: BashOptions = {}): Promise<Execution> {
+  async bash(cmd: string, opts: BashOptions = {}): Promise<Execution> {
     return runOn(this.http, `${sessionPath(this.id)}/bash`, execBody({ cmd }, opts), opts);
   }
 
@@ -399,7 +404,7 @@ export class CodeInterpreter {
   }
 
   /** Runs Python once in a fresh container (removed after); streamed with output callbacks. */
-  execute(code: string, opts: ExecuteOptions = {}): Promise<Execution> {
+  async execute(code: string, opts: ExecuteOptions = {}): Promise<Execution> {
     const json = { ...execBody({ code }, opts), files: toWireFiles(opts.files) };
     return runOn(this.http, "/v1/execute", json, opts);
   }

@@ -205,5 +205,7 @@ describe("typed errors", () => {
     const s = await newSession();
     await expect(s.files.write("../escape", "x")).rejects.toBeInstanceOf(ValidationError);
     await expect(s.files.write("/etc/passwd", "x")).rejects.toBeInstanceOf(ValidationError);
+    // An id of dots would resolve to another route in a URL: refused as not found.
+    await expect(client.sessions.get("..")).rejects.toBeInstanceOf(NotFoundError);
   }, 60_000);
 });
