@@ -30,6 +30,8 @@ export interface AppOptions {
   metrics?: ApiMetrics;
   /** Largest JSON body accepted (default 5 MiB); larger → 413. */
   jsonLimitBytes?: number;
+  /** An idle MCP session (`/mcp`) ends after this long (default 30 minutes). */
+  mcpIdleTimeoutMs?: number;
 }
 
 export const DEFAULT_JSON_LIMIT_BYTES = 5 * 1024 * 1024;
@@ -96,7 +98,10 @@ export function createApp(opts: AppOptions): express.Express {
   app.use("/v1/files", filesRouter(deps));
   app.use("/v1/execute", executeRouter(deps, json));
   app.use("/v1/sessions", sessionsRouter(deps, json));
-  app.use("/mcp", mcpEndpoint({ logger, jsonLimitBytes: opts.jsonLimitBytes }).router);
+  app.use(
+    "/mcp",
+    mcpEndpoint({ logger, jsonLimitBytes: opts.jsonLimitBytes, idleTimeoutMs: opts.mcpIdleTimeoutMs }).router,
+  );
 
   app.use(notFoundHandler);
   app.use(errorHandler({ maxFileBytes: files.maxFileBytes }));

@@ -5,6 +5,9 @@
  * containers gone) when it ends.
  */
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,18 +18,23 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { executorLimits, loadConfig } from "@code-interpreter/core";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
-import { E2E_ENV, listenApp, requireDockerEngine, type RunningHttp } from "./e2e/support.js";
+import { pino } from "pino";
+import { createApp } from "../src/index.js";
+import { E2E_ENV, requireDockerEngine } from "./e2e/support.js";
 
 const KEY = `mcp-${randomUUID()}`;
 const OTHER_KEY = `mcp-other-${randomUUID()}`;
 const config = loadConfig({ ...E2E_ENV, API_KEYS: `${KEY},${OTHER_KEY}` });
 const docker = new Dockerode();
-let server: RunningHttp;
+interface Running {
+  baseUrl: string;
+  close(): Promise<void>;
+}
+let server: Running;
 let dir: string;
 
-beforeAll(async () => {
-  await requireDockerEngine();
-  dir = await mkdtemp(join(tmpdir(), "ci-api-mcp-"));
+/** createApp (real Docker backend, local file store) on 127.0.0.1:0. */
+async function listen(mcpIdleTimeoutMs?: number): Promise<Running> {
   const backend = createDockerBackend({
     docker: new Dockerode(),
     image: config.executorImage,
@@ -39,7 +47,25 @@ beforeAll(async () => {
     maxFileBytes: config.maxFileSizeBytes,
     ttlSeconds: config.fileTtlSec,
   });
-  server = await listenApp({ backend, files, config });
+  const app = createApp({ backend, files, config, logger: pino({ level: "silent" }), mcpIdleTimeoutMs });
+  const http = createServer(app);
+  http.listen(0, "127.0.0.1");
+  await once(http, "listening");
+  return {
+    baseUrl: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeAllConnections();
+      await closed;
+      await backend.close();
+    },
+  };
+}
+
+beforeAll(async () => {
+  await requireDockerEngine();
+  dir = await mkdtemp(join(tmpdir(), "ci-api-mcp-"));
+  server = await listen();
 }, 60_000);
 
 afterAll(async () => {
@@ -47,8 +73,11 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 }, 60_000);
 
-async function connect(key = KEY): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
-  const transport = new StreamableHTTPClientTransport(new URL(`${server.baseUrl}/mcp`), {
+async function connect(
+  key = KEY,
+  baseUrl = server.baseUrl,
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${baseUrl}/mcp`), {
     requestInit: { headers: { authorization: `Bearer ${key}` } },
   });
   const client = new Client({ name: "mcp-test", version: "1.0.0" });
@@ -135,7 +164,12 @@ describe("/mcp", () => {
       expect(created.isError).toBe(false);
       sessionId = created.json().session_id as string;
       expect(sessionId).toMatch(/^code-session-/);
-      expect(created.json()).toMatchObject({ status: "running", metadata: { via: "mcp" } });
+      // The MCP idle timeout (30 min) is the session's too when the caller sets none.
+      expect(created.json()).toMatchObject({
+        status: "running",
+        metadata: { via: "mcp" },
+        idle_timeout_seconds: 1800,
+      });
 
       const bash = await call(client, "bash_in_session", {
         session_id: sessionId,
@@ -272,6 +306,35 @@ describe("/mcp", () => {
     } finally {
       await transport.terminateSession();
       await client.close();
+    }
+  }, 60_000);
+
+  it("GET /mcp is 405: no standalone stream that would hold a graceful shutdown", async () => {
+    const res = await fetch(`${server.baseUrl}/mcp`, {
+      headers: { authorization: `Bearer ${KEY}`, accept: "text/event-stream" },
+    });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("POST, DELETE");
+    expect(await res.json()).toMatchObject({ detail: expect.stringMatching(/POST/) });
+  });
+
+  it("an idle MCP session ends and deletes its sessions", async () => {
+    const idle = await listen(1500);
+    try {
+      const { client } = await connect(KEY, idle.baseUrl);
+      const created = (await call(client, "create_session", { idle_timeout_seconds: 600 })).json();
+      const id = created.session_id as string;
+      expect(created.idle_timeout_seconds).toBe(600);
+      expect(await containerExists(id)).toBe(true);
+      const deadline = Date.now() + 20_000;
+      while ((await containerExists(id)) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 250));
+      expect(await containerExists(id)).toBe(false);
+      // The MCP session is gone too: its id is answered 404 and the client's call fails.
+      await expect(client.listTools()).rejects.toThrow();
+      await client.close();
+    } finally {
+      await idle.close();
     }
   }, 60_000);
 });

@@ -3,7 +3,9 @@
  * behind the same API-key auth as every route. Stateful: `initialize` opens an MCP session
  * (`Mcp-Session-Id`), which belongs to the API key that opened it (another key gets 404, as
  * for sessions and files). Code-interpreter sessions created through it are deleted when it
- * ends: on `DELETE /mcp`, when it has been idle for `idleTimeoutMs`, or on `close()`.
+ * ends: on `DELETE /mcp`, when it has been idle for `idleTimeoutMs`, or on `close()`. They
+ * get that idle timeout too unless the caller sets one, so the sessions of an MCP session lost
+ * with its process (an API restart) do not outlive it by much.
  */
 import { randomUUID } from "node:crypto";
 import express, { Router, type Request, type Response } from "express";
@@ -144,20 +146,28 @@ export function mcpEndpoint(opts: McpOptions): McpEndpoint {
       if (transport.sessionId) void end(transport.sessionId, entry, "transport closed");
     };
     const server = new McpServer({ name: "code-interpreter", version: API_VERSION });
-    registerTools(server, { api: entry.api, owned: entry.owned });
+    registerTools(server, {
+      api: entry.api,
+      owned: entry.owned,
+      defaultIdleTimeoutSeconds: Math.max(1, Math.ceil(idleTimeoutMs / 1000)),
+    });
     await server.connect(transport);
     await transport.handleRequest(req, res, req.body);
   });
 
-  // GET: the server-to-client SSE stream; DELETE: the client ends the session.
-  const sessionRequest = async (req: Request, res: Response) => {
+  // No standalone server-to-client stream: the tools never send unsolicited messages, and an
+  // endless GET would hold the server's graceful shutdown until its deadline. The transport
+  // spec's answer for that is 405; answers to POSTs still stream.
+  router.get("/", (_req, res) => {
+    res.setHeader("Allow", "POST, DELETE");
+    jsonRpcError(res, 405, "this server offers no standalone SSE stream on GET /mcp; use POST");
+  });
+  // DELETE: the client ends the MCP session (and with it the sessions it created).
+  router.delete("/", async (req, res) => {
     const found = existing(req);
     if (!found) return jsonRpcError(res, 404, "unknown or ended MCP session");
-    touch(...found);
     await found[1].transport.handleRequest(req, res);
-  };
-  router.get("/", sessionRequest);
-  router.delete("/", sessionRequest);
+  });
 
   return {
     router,

@@ -17,6 +17,8 @@ export interface ToolContext {
   api: Loopback;
   /** Sessions created through this MCP session (deleted when it ends). */
   owned: Set<string>;
+  /** `idle_timeout_seconds` of created sessions when the caller gives none. */
+  defaultIdleTimeoutSeconds: number;
 }
 
 /**
@@ -81,7 +83,7 @@ const encoding = z
   .describe('"utf8" (default) for text, "base64" for binary content');
 
 export function registerTools(server: McpServer, ctx: ToolContext): void {
-  const { api, owned } = ctx;
+  const { api, owned, defaultIdleTimeoutSeconds } = ctx;
 
   server.registerTool(
     "execute_python",
@@ -107,7 +109,8 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
       title: "Create a session",
       description:
         "Starts a long-lived sandbox whose /workspace persists across calls. It belongs to this MCP " +
-        "session and is deleted when the MCP session ends (or at its ttl). Returns the session, " +
+        "session and is deleted when the MCP session ends (or at its ttl, or after " +
+        `idle_timeout_seconds unused: default ${defaultIdleTimeoutSeconds}). Returns the session, ` +
         "with session_id for the other session tools.",
       inputSchema: {
         ttl_seconds: z
@@ -121,14 +124,18 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
           .int()
           .positive()
           .optional()
-          .describe("Delete after this long unused"),
+          .describe(`Delete after this long unused (default ${defaultIdleTimeoutSeconds})`),
         metadata: z.record(z.string(), z.string()).optional().describe("String labels kept with the session"),
         files: stagedFiles,
       },
     },
     (args, extra) =>
       tool(async () => {
-        const session = (await api.json("POST", "/v1/sessions", args, extra.signal)) as {
+        const body = {
+          ...args,
+          idle_timeout_seconds: args.idle_timeout_seconds ?? defaultIdleTimeoutSeconds,
+        };
+        const session = (await api.json("POST", "/v1/sessions", body, extra.signal)) as {
           session_id: string;
         };
         owned.add(session.session_id);
