@@ -68,6 +68,9 @@ export interface RequestSpec {
 /** What fetch accepts as a request body. */
 type FetchBody = NonNullable<RequestInit["body"]>;
 
+/** Sent on every request (overridable with `headers`), so server logs can tell clients apart. */
+export const USER_AGENT = "code-interpreter-client-ts/0.1";
+
 const IDEMPOTENT = new Set(["GET", "PUT", "DELETE"]);
 
 type Resolved = Required<Omit<ClientOptions, "apiKey">> & { apiKey: string | undefined };
@@ -169,7 +172,7 @@ export class HttpClient {
 
   private async attempt(spec: RequestSpec): Promise<Response> {
     const { apiKey, timeoutMs, headers: extra, fetch } = this.options;
-    const headers: Record<string, string> = { ...extra };
+    const headers: Record<string, string> = { "user-agent": USER_AGENT, ...extra };
     if (apiKey) headers.authorization = `Bearer ${apiKey}`;
     if (spec.accept) headers.accept = spec.accept;
     let body: FetchBody | undefined;

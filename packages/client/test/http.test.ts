@@ -17,9 +17,15 @@ import {
 type Answer = Response | Error;
 
 function scripted(answers: Answer[]) {
-  const calls: Array<{ url: string; method: string; at: number }> = [];
+  const calls: Array<{ url: string; method: string; at: number; userAgent: string | undefined }> = [];
   const fetchImpl: typeof fetch = async (input, init) => {
-    calls.push({ url: String(input), method: init?.method ?? "GET", at: Date.now() });
+    const headers = (init?.headers ?? {}) as Record<string, string>;
+    calls.push({
+      url: String(input),
+      method: init?.method ?? "GET",
+      at: Date.now(),
+      userAgent: headers["user-agent"],
+    });
     const next = answers.shift();
     if (!next) throw new Error("no more scripted answers");
     if (next instanceof Error) throw next;
@@ -55,6 +61,7 @@ describe("retries", () => {
     expect(s.info.createdAt.toISOString()).toBe("2023-11-14T22:13:20.500Z");
     expect(calls).toHaveLength(3);
     expect(calls[0]!.url).toBe("http://ci.test/v1/sessions");
+    expect(calls[0]!.userAgent).toMatch(/^code-interpreter-client-ts\//);
   });
 
   it("gives up after maxRetries with the typed error", async () => {

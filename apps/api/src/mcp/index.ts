@@ -59,7 +59,9 @@ function forwardedHeaders(req: Request): Record<string, string> {
   const headers: Record<string, string> = {};
   if (typeof req.headers.authorization === "string") headers.authorization = req.headers.authorization;
   const id = req.id;
-  if (typeof id === "string" || typeof id === "number") headers["x-request-id"] = `mcp-${String(id)}`;
+  // The API keeps request ids of up to 128 characters.
+  if (typeof id === "string" || typeof id === "number")
+    headers["x-request-id"] = `mcp-${String(id)}`.slice(0, 128);
   return headers;
 }
 

@@ -19,6 +19,8 @@ from .errors import (
 from .types import Execution
 
 IDEMPOTENT = {"GET", "PUT", "DELETE"}
+#: Sent on every request, so server logs can tell clients apart.
+USER_AGENT = "code-interpreter-client-python/0.1"
 OutputCallback = Callable[[str], None]
 
 
@@ -88,7 +90,7 @@ class Http:
         ok_statuses: Tuple[int, ...],
         extra_headers: Optional[Mapping[str, str]],
     ) -> requests.Response:
-        headers: Dict[str, str] = dict(extra_headers or {})
+        headers: Dict[str, str] = {"User-Agent": USER_AGENT, **(extra_headers or {})}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         query = {k: v for k, v in (params or {}).items() if v is not None}
