@@ -127,6 +127,9 @@ describe("/mcp", () => {
       ]);
       for (const t of tools) {
         expect(t.description).toBeTruthy();
+        // Hints for agent hosts: reads are read-only, nothing reaches outside the sandbox.
+        expect(t.annotations?.readOnlyHint).toBe(t.name.startsWith("read_") || t.name.startsWith("list_"));
+        expect(t.annotations?.openWorldHint).toBe(false);
         expect(t.inputSchema.type).toBe("object");
       }
       const run = tools.find((t) => t.name === "execute_python")!;

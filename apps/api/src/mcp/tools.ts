@@ -89,6 +89,12 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
     "execute_python",
     {
       title: "Run Python once",
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
       description:
         "Runs Python code in a fresh, locked-down sandbox (no network) that is removed afterwards. " +
         "A bare expression on the last line prints its value. Returns stdout, stderr, exit_code, " +
@@ -107,6 +113,12 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
     "create_session",
     {
       title: "Create a session",
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
       description:
         "Starts a long-lived sandbox whose /workspace persists across calls. It belongs to this MCP " +
         "session and is deleted when the MCP session ends (or at its ttl, or after " +
@@ -147,6 +159,12 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
     "execute_in_session",
     {
       title: "Run Python in a session",
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: true,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
       description:
         "Runs Python code in the session's /workspace (files persist between calls). A bare " +
         "expression on the last line prints its value.",
@@ -165,6 +183,12 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
     "bash_in_session",
     {
       title: "Run bash in a session",
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: true,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
       description: "Runs a bash command (a fresh process) in the session's /workspace.",
       inputSchema: {
         session_id: sessionId,
@@ -181,6 +205,7 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
     "write_session_file",
     {
       title: "Write a file in a session",
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
       description: "Creates or replaces a file under the session's /workspace (parent directories are made).",
       inputSchema: {
         session_id: sessionId,
@@ -200,6 +225,7 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
     "read_session_file",
     {
       title: "Read a file in a session",
+      annotations: { readOnlyHint: true, openWorldHint: false },
       description:
         `Returns a file of the session's /workspace (at most ${MAX_READ_BYTES} bytes), as text, or as ` +
         "base64 when asked or when it is not valid UTF-8.",
@@ -235,6 +261,7 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
     "list_session_files",
     {
       title: "List a session's files",
+      annotations: { readOnlyHint: true, openWorldHint: false },
       description: "Lists the files and directories under the session's /workspace.",
       inputSchema: { session_id: sessionId },
     },
@@ -248,6 +275,7 @@ export function registerTools(server: McpServer, ctx: ToolContext): void {
     "delete_session",
     {
       title: "Delete a session",
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
       description: "Deletes the session and its sandbox now.",
       inputSchema: { session_id: sessionId },
     },
