@@ -100,6 +100,22 @@ describe("one-shot execution", () => {
   }, 60_000);
 });
 
+describe("cancelling", () => {
+  it("an aborted execute rejects at once with the abort reason, also while streaming", async () => {
+    for (const stream of [false, true]) {
+      const controller = new AbortController();
+      const started = Date.now();
+      const run = client.execute("import time\nprint('x', flush=True)\ntime.sleep(20)", {
+        signal: controller.signal,
+        ...(stream ? { onStdout: () => controller.abort(new Error("stop")) } : {}),
+      });
+      if (!stream) setTimeout(() => controller.abort(new Error("stop")), 1_000);
+      await expect(run).rejects.toThrow("stop");
+      expect(Date.now() - started).toBeLessThan(10_000);
+    }
+  }, 60_000);
+});
+
 describe("sessions", () => {
   it("creates a session with files and metadata; bash, run, files, keepalive", async () => {
     const up = await client.files.upload(new Uint8Array([0, 1, 2, 255]), "blob.bin");

@@ -128,6 +128,18 @@ describe("retries", () => {
   });
 });
 
+it("timeoutMs bounds an attempt: a server that never answers is a ConnectionError", async () => {
+  const hang: typeof fetch = (_input, init) =>
+    new Promise((_resolve, reject) => {
+      init?.signal?.addEventListener("abort", () => reject(init.signal?.reason as Error));
+    });
+  const err = await client(hang, { timeoutMs: 200 })
+    .execute("1")
+    .catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ConnectionError);
+  expect((err as ConnectionError).detail).toMatch(/within 200 ms/);
+});
+
 describe("streams from a hostile server", () => {
   const sse = (body: string) =>
     new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } });
