@@ -31,6 +31,18 @@ if [ "${SKIP_DOCKER:-0}" != "1" ]; then
   fi
 fi
 
+# The Python client's tests (clients/python, run by packages/client's suite) use Debian's
+# python3 with python3-requests and python3-pytest.
+if ! /usr/bin/python3 -c 'import requests, pytest' 2>/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    log "installing python3, python3-requests, python3-pytest"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-requests python3-pytest >/dev/null
+  else
+    log "warning: the Python client's tests need /usr/bin/python3 with requests and pytest (Debian: python3-requests python3-pytest)"
+  fi
+fi
+
 want_pnpm="$(node -p 'require("./package.json").packageManager.split("@")[1]')"
 if [ "$(pnpm --version 2>/dev/null || true)" != "$want_pnpm" ]; then
   log "installing pnpm $want_pnpm"

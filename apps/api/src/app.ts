@@ -16,6 +16,7 @@ import { errorHandler, notFoundHandler } from "./http-errors.js";
 import { bindBackend, createMetrics, httpMetricsMiddleware, type ApiMetrics } from "./metrics.js";
 import { requestContextMiddleware, requestIdMixin } from "./request-context.js";
 import { healthRouter } from "./routes/health.js";
+import { mcpEndpoint } from "./mcp/index.js";
 import { executeRouter } from "./routes/execute.js";
 import { filesRouter } from "./routes/files.js";
 import { sessionsRouter } from "./routes/sessions.js";
@@ -34,6 +35,8 @@ export interface AppOptions {
   backendTarget?: string;
   /** Largest JSON body accepted (default 5 MiB); larger → 413. */
   jsonLimitBytes?: number;
+  /** An idle MCP session (`/mcp`) ends after this long (default 30 minutes). */
+  mcpIdleTimeoutMs?: number;
 }
 
 export const DEFAULT_JSON_LIMIT_BYTES = 5 * 1024 * 1024;
@@ -106,6 +109,10 @@ export function createApp(opts: AppOptions): express.Express {
   app.use("/v1/files", filesRouter(deps));
   app.use("/v1/execute", executeRouter(deps, json));
   app.use("/v1/sessions", sessionsRouter(deps, json));
+  app.use(
+    "/mcp",
+    mcpEndpoint({ logger, jsonLimitBytes: opts.jsonLimitBytes, idleTimeoutMs: opts.mcpIdleTimeoutMs }).router,
+  );
 
   app.use(notFoundHandler);
   app.use(errorHandler({ maxFileBytes: files.maxFileBytes }));
