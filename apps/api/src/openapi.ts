@@ -74,6 +74,28 @@ export const OPERATIONS: readonly Operation[] = [
   },
   {
     method: "get",
+    path: "/livez",
+    operationId: "livez",
+    summary: "Liveness: the process answers (never depends on the backend)",
+    tag: "service",
+    ok: { status: 200, schema: "Liveness" },
+    errors: [],
+    open: true,
+  },
+  {
+    method: "get",
+    path: "/readyz",
+    operationId: "readyz",
+    summary: "Readiness: the backend and the file store answer",
+    tag: "service",
+    ok: { status: 200, schema: "Readiness" },
+    errors: [503],
+    open: true,
+    description:
+      "503 carries the same shape with status `unavailable` and what the API waits for in `detail`.",
+  },
+  {
+    method: "get",
     path: "/metrics",
     operationId: "metrics",
     summary: "Prometheus metrics",
@@ -410,6 +432,8 @@ export function openApiDocument(config: Config): JsonObject {
     {
       Error: R.errorResponse,
       Health: R.healthResponse,
+      Liveness: R.livenessResponse,
+      Readiness: R.readinessResponse,
       Session: R.sessionResponse,
       SessionList: R.sessionListResponse,
       UploadedFile: R.uploadedFileResponse,

@@ -21,6 +21,20 @@ export const healthResponse = z.object({
   detail: z.string().optional().describe("Why the backend is unavailable (503 only)"),
 });
 
+export const livenessResponse = z
+  .object({ status: z.literal("ok"), version: z.string() })
+  .describe("The process is alive (never depends on the backend)");
+
+export const readinessResponse = z.object({
+  status: z.enum(["ready", "unavailable"]),
+  backend: z.string().describe('"docker" or "kubernetes"'),
+  version: z.string(),
+  checks: z
+    .object({ backend: z.string(), files: z.string() })
+    .describe('"ok", or why that dependency does not answer'),
+  detail: z.string().optional().describe("What the API waits for (503 only)"),
+});
+
 export const sessionResponse = z.object({
   session_id: z
     .string()
