@@ -1,0 +1,102 @@
+import io
+import os
+import tarfile
+
+from conftest import NOBODY, runner
+
+
+def test_prints_output_and_exit_record(box):
+    r = runner(box, "print('hi')\nimport sys\n_ = sys.stderr.write('err')\n")
+    assert r.stdout == "hi\n"
+    assert r.stderr == "err"
+    assert r.exit["exit_code"] == 0 and r.exit["timed_out"] is False
+
+
+def test_repl_prints_a_bare_last_expression_only(box):
+    assert runner(box, "x = 2\nx * 21").stdout == "42\n"
+    assert runner(box, "x = 2\nx * 21", interactive=False).stdout == ""
+    assert runner(box, "None").stdout == ""
+    assert runner(box, "def f():\n    return 1\nf()").stdout == "1\n"
+
+
+def test_traceback_and_exit_codes(box):
+    r = runner(box, "1/0")
+    assert r.exit["exit_code"] == 1 and "ZeroDivisionError" in r.stderr
+    assert runner(box, "import sys; sys.exit(7)").exit["exit_code"] == 7
+    r = runner(box, "def f(:\n")
+    assert r.exit["exit_code"] == 1 and "SyntaxError" in r.stderr
+
+
+def test_stdin_is_the_callers_bytes_then_eof(box):
+    r = runner(box, "import sys; print(repr(sys.stdin.read()))", stdin=b"a\nb")
+    assert r.stdout == "'a\\nb'\n"
+
+
+def test_bash_mode(box):
+    r = runner(box, "echo $((6*7)); exit 3", mode="bash")
+    assert r.stdout == "42\n" and r.exit["exit_code"] == 3
+
+
+def test_timeout_kills_the_program_and_its_children(box):
+    r = runner(box, "sleep 30 & sleep 30; echo never", mode="bash", timeout_ms=500)
+    assert r.exit["timed_out"] is True and r.exit["exit_code"] is None
+    assert r.exit["duration_ms"] < 5000
+    assert "never" not in r.stdout
+
+
+def test_output_is_cut_at_the_forward_limit_and_frames_stay_small(box):
+    r = runner(box, "print('x' * 300000)", forward=1000)
+    assert len(r.stdout) == 1000
+    r = runner(box, "print('y' * 300000)")
+    assert len(r.stdout) == 300001
+    assert all(len(p) <= 1 << 16 for _, p in r.frames)
+
+
+def test_collects_new_and_changed_regular_files_only(box):
+    with open(os.path.join(box["WS"], "same.txt"), "w") as f:
+        f.write("unchanged")
+    code = ("import os\nopen('new.txt','w').write('n')\nos.makedirs('d', exist_ok=True)\n"
+            "open('d/deep.bin','wb').write(b'\\0\\1')\nos.symlink('/etc/passwd', 'link')\n"
+            "os.mkfifo('fifo')\nopen('big','wb').write(b'z' * 5000)\n")
+    r = runner(box, code, collect=True, max_bytes=4096)
+    tf = tarfile.open(fileobj=io.BytesIO(r.tar), mode="r:")
+    names = sorted(m.name for m in tf.getmembers())
+    assert names == ["d/deep.bin", "new.txt"]
+
+
+def test_collects_at_most_max_files(box):
+    r = runner(box, "for i in range(20): open('f%d' % i, 'w').write('x')", collect=True, max_files=5)
+    assert len(tarfile.open(fileobj=io.BytesIO(r.tar), mode="r:").getmembers()) == 5
+
+
+def test_program_sees_cwd_and_its_own_modules(box):
+    with open(os.path.join(box["WS"], "mymod.py"), "w") as f:
+        f.write("VALUE = 5\n")
+    r = runner(box, "import os, mymod\nprint(os.getcwd() == %r, mymod.VALUE)" % box["WS"])
+    assert r.stdout == "True 5\n", r.stderr
+
+
+def test_program_is_dumpable_and_first_for_the_oom_killer(box):
+    code = ("import ctypes\nprint(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))\n"
+            "print(open('/proc/self/oom_score_adj').read().strip())\n"
+            "print(len(open('/proc/self/environ', 'rb').read()) > 0)")
+    assert runner(box, code, uid=NOBODY).stdout == "1\n1000\nTrue\n"
+
+
+def test_the_runners_channel_is_out_of_the_programs_reach(box):
+    # Same uid as the runner, as in an executor: its fds cannot be opened, it cannot be traced.
+    code = ("import os, ctypes\n"
+            "try:\n    open('/proc/%d/fd/1' % os.getppid(), 'wb').write(b'X\\0\\0\\0\\2{}')\n"
+            "    print('opened')\nexcept PermissionError:\n    print('denied')\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "print(libc.ptrace(0x4206, os.getppid(), 0, 0), ctypes.get_errno())\n")
+    r = runner(box, code, uid=NOBODY)
+    assert r.stdout == "denied\n-1 1\n", r.stdout + r.stderr
+
+
+def test_the_runner_refuses_a_forged_pid_file_target(box):
+    # The run's pid file names the program's own group, and is removed afterwards.
+    r = runner(box, "import os; print(open(%r).read().strip() == str(os.getpgid(0)))"
+               % os.path.join(box["CTL"], "e1.pid"))
+    assert r.stdout == "True\n"
+    assert not os.path.exists(os.path.join(box["CTL"], "e1.pid"))
