@@ -468,6 +468,7 @@ export async function runCode(t: ExecTransport, req: ExecRequest, opts: RunOptio
         }
         if (!tarStream) {
           tarStream = new PassThrough();
+          tarStream.on("error", () => undefined); // the extractor reports what went wrong
           collecting = extractFiles(tarStream, sink, {
             maxFiles: MAX_COLLECTED_FILES,
             maxFileBytes: opts.maxFileBytes,
@@ -476,6 +477,7 @@ export async function runCode(t: ExecTransport, req: ExecRequest, opts: RunOptio
             if (e instanceof ProtocolViolation) parser.fail(e.message);
           });
         }
+        if (tarStream.destroyed) return;
         if (!tarStream.write(payload)) {
           proc.stdout.pause();
           tarStream.once("drain", () => proc.stdout.resume());
@@ -585,6 +587,7 @@ export async function extractFiles(
   const seen = new Set<string>();
   const extract = tar.extract();
   extract.on("entry", (header, stream, next) => {
+    stream.on("error", () => undefined); // the pipeline reports it
     const reject = (why: string) => {
       stream.resume();
       next(new ProtocolViolation(why));
