@@ -9,9 +9,11 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   readAll,
+  stageFiles,
   type ExecRequest,
 } from "@code-interpreter/core";
-import { cleanup, gone, LIMITS, makeBackend, sessionReq, staged, track } from "./helpers.js";
+import { DockerExecTransport } from "../src/index.js";
+import { cleanup, docker, gone, LIMITS, makeBackend, sessionReq, staged, track } from "./helpers.js";
 
 const backend = makeBackend();
 const py = (code: string, extra: Partial<ExecRequest> = {}): ExecRequest => ({
@@ -61,7 +63,7 @@ describe("hole 2: the keeper (PID 1) cannot be traced or frozen", () => {
 
   it("a session whose code keeps attacking its keeper still ends at its deadline, with no API running", async () => {
     const b = makeBackend();
-    const s = await b.createSession(sessionReq({ ttlSeconds: 4 }));
+    const s = await b.createSession(sessionReq({ ttlSeconds: 8 }));
     track(s.id);
     // A background attacker: tries to seize and stop PID 1 over and over, past the deadline.
     const attacker =
@@ -73,15 +75,16 @@ describe("hole 2: the keeper (PID 1) cannot be traced or frozen", () => {
     const r = await b.execInSession(
       s.id,
       sh(
-        "nohup python3 /tmp/attacker.py >/dev/null 2>&1 &\nsleep 0.5; test -s /tmp/attacking && echo attacking",
+        "nohup python3 /tmp/attacker.py >/dev/null 2>&1 &\n" +
+          "for i in $(seq 100); do test -s /tmp/attacking && break; sleep 0.1; done; test -s /tmp/attacking && echo attacking",
       ),
     );
     expect(r.stdout).toBe("attacking\n");
     await b.close(); // no API process from here on
-    expect(await gone(s.id, 20_000)).toBe(true);
+    expect(await gone(s.id, 25_000)).toBe(true);
     // The keeper checks at least every 2 s; AutoRemove then takes a moment.
     expect(Date.now()).toBeLessThan(s.expiresAt + 8_000);
-  }, 40_000);
+  }, 60_000);
 });
 
 describe("hole 3: the program cannot reach the runner's output channel", () => {
@@ -157,6 +160,38 @@ describe("hole 4: special files and huge files in the workspace", () => {
     await backend.execInSession(id, py("open('/workspace/sparse', 'wb').truncate(50 * 1024 ** 3)"));
     await expect(backend.readSessionFile(id, "sparse")).rejects.toBeInstanceOf(PayloadTooLargeError);
     await backend.execInSession(id, sh("rm -f /workspace/sparse"));
+  });
+});
+
+/** How many processes in the session have `arg` as a command-line argument. */
+async function withArg(arg: string): Promise<number> {
+  const r = await backend.execInSession(
+    id,
+    py(
+      "import os\nn = 0\nfor p in os.listdir('/proc'):\n    if p.isdigit() and int(p) != os.getpid():\n        try:\n" +
+        `            n += ${JSON.stringify(arg)}.encode() in open('/proc/%s/cmdline' % p, 'rb').read().split(b'\\0')\n` +
+        "        except OSError:\n            pass\nprint(n)",
+    ),
+  );
+  return Number(r.stdout.trim());
+}
+
+describe("hole 4: every workspace operation has a deadline that kills its helper", () => {
+  it("a stalled upload ends at its deadline and leaves neither a helper nor a file", async () => {
+    const t = new DockerExecTransport(docker.getContainer(id));
+    const stalled = new Readable({ read() {} }); // sends nothing, never ends
+    stalled.push(Buffer.alloc(1000, 1));
+    const started = Date.now();
+    await expect(
+      stageFiles(t, [{ path: "stalled.bin", size: 1 << 20, open: () => Promise.resolve(stalled) }], {
+        timeoutMs: 1000,
+      }),
+    ).rejects.toThrow(/did not finish within/);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await withArg("write")).toBe(0);
+    const ls = await backend.execInSession(id, sh("ls -a /workspace"));
+    expect(ls.stdout).not.toMatch(/stalled|ci-upload/);
   });
 });
 

@@ -1,6 +1,8 @@
-"""Ends one run: SIGKILLs the process group the runner recorded for it and every process whose
-environment carries CODE_INTERPRETER_EXEC_ID=<execId> (the program, anything it started that
-kept its environment, and our own helpers started for that id).
+"""Ends one run: SIGKILLs the process group the runner recorded for it, every process whose
+environment carries CODE_INTERPRETER_EXEC_ID=<execId> (the program and anything it started
+that kept its environment) and every process with <execId> as an argument (the runner and the
+workspace helper: non-dumpable, so their environment cannot be read, but their command line
+can).
 
 argv: execId
 
@@ -27,18 +29,22 @@ def recorded_pgid(exec_id):
     return pgid
 
 
+def read_list(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
 def tagged(exec_id, me):
     tag = (TAG + exec_id).encode()
+    arg = exec_id.encode()
     found = []
     for p in os.listdir("/proc"):
         if not p.isdigit() or int(p) in (me, 1):
             continue
-        try:
-            with open("/proc/" + p + "/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if tag in env:
+        if tag in read_list("/proc/" + p + "/environ") or arg in read_list("/proc/" + p + "/cmdline"):
             found.append(int(p))
     return found
 

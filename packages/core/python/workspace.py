@@ -1,5 +1,6 @@
 """File operations on /workspace for the API, run inside the executor as the code's uid.
 
+argv: <opId> then one of (the id is only there for the killer, see killer.py)
     list <maxEntries>     prints JSON [[path, "file"|"directory", size], ...] (sorted)
     read <path> <maxBytes>
                           prints "<size>\\n" then exactly <size> bytes of a regular file
@@ -213,6 +214,7 @@ def write_files(max_bytes, in_fd=0):
 # ---------------------------------------------------------------- main
 
 def main(argv):
+    argv = argv[1:]  # the operation's id: for the killer only
     try:
         op = argv[0] if argv else ""
         if op == "list" and len(argv) == 2:

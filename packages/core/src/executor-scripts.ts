@@ -131,7 +131,8 @@ export const executorCommands = {
    */
   workspace(id: string, args: ["list", number] | ["read", string, number] | ["write", number]): string[] {
     const rest = args.map((a) => (typeof a === "number" ? String(Math.floor(a)) : a));
-    return [...tagged(id), ...PY, RUNNER_BOOTSTRAP_PY, String(WORKSPACE_BYTES.length), ...rest];
+    // The id is an argument too: the helper is non-dumpable, so the killer finds it by it.
+    return [...tagged(id), ...PY, RUNNER_BOOTSTRAP_PY, String(WORKSPACE_BYTES.length), id, ...rest];
   },
   state(op: "read" | "touch" | "extend", value?: number): string[] {
     const cmd = ["python3", "-c", STATE_PY, STATE_FILE, op];

@@ -87,6 +87,24 @@ def test_killer_kills_tagged_processes_and_the_recorded_group(tmp_path):
             p.wait()
 
 
+def test_killer_finds_non_dumpable_helpers_by_their_arguments(tmp_path):
+    # The runner and the workspace helper make themselves non-dumpable: their environment is
+    # unreadable to the killer (same uid), their command line is not.
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    helper = subprocess.Popen(
+        [sys.executable, "-c", "import ctypes, time, sys; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); time.sleep(60)",
+         "run-7", "list"], preexec_fn=drop_to(NOBODY))
+    try:
+        time.sleep(0.3)
+        cmd = [sys.executable, "-I", "-S", "-c", source("killer.py", CTL=str(ctl)), "run-7"]
+        assert subprocess.run(cmd, timeout=30, preexec_fn=drop_to(NOBODY)).returncode == 0
+        assert helper.wait(timeout=5) == -9
+    finally:
+        helper.kill()
+        helper.wait()
+
+
 def test_killer_ignores_a_forged_pid_file(tmp_path):
     ctl = tmp_path / "ctl"
     ctl.mkdir()

@@ -10,7 +10,7 @@ from conftest import NOBODY, run_boot
 
 
 def ws_run(box, *argv, stdin=b""):
-    return run_boot("workspace.py", list(argv), {"WS": box["WS"]}, stdin=stdin, uid=NOBODY)
+    return run_boot("workspace.py", ["op-1"] + list(argv), {"WS": box["WS"]}, stdin=stdin, uid=NOBODY)
 
 
 def put(box, rel, data=b"x"):
