@@ -137,6 +137,28 @@ describe("hole 3: the program cannot reach the runner's output channel", () => {
   });
 });
 
+describe("the program's own Python is what `python3 -c` gives it", () => {
+  it("imports its modules from the working directory and writes no bytecode there", async () => {
+    await backend.writeSessionFile(id, "mymod.py", {
+      size: 6,
+      content: Readable.from([Buffer.from("V = 7\n")]),
+    });
+    const collected: string[] = [];
+    const r = await backend.execInSession(
+      id,
+      py("import mymod, sys\nprint(mymod.V, sys.path[0] == '')", {
+        collectFiles: (f) => {
+          collected.push(f.path);
+          return readAll(f.content).then(() => "id");
+        },
+      }),
+    );
+    expect(r.stdout).toBe("7 True\n");
+    expect(collected).toEqual([]);
+    await backend.execInSession(id, sh("rm -f /workspace/mymod.py"));
+  });
+});
+
 describe("hole 4: special files and huge files in the workspace", () => {
   it("a FIFO read answers 404 within a second, and leaves no helper behind", async () => {
     await backend.execInSession(id, sh("mkfifo /workspace/fifo"));
@@ -214,6 +236,13 @@ describe("hole 5: filling /workspace", () => {
         content: Readable.from([Buffer.alloc(1 << 20)]),
       }),
     ).rejects.toBeInstanceOf(PayloadTooLargeError);
+    // Workspace full, and now a program that allocates past the memory limit: the memory
+    // killer takes the program (oom_score_adj 1000), not the keeper.
+    const hog = await backend.execInSession(
+      id,
+      py(`b = []\nwhile True:\n    b.append(bytearray(8 << 20))`, { timeoutMs: 30_000 }),
+    );
+    expect(hog.exitCode).toBe(137);
     await backend.execInSession(id, sh("rm -f /workspace/fill"));
     expect((await backend.execInSession(id, py("print('still alive')"))).stdout).toBe("still alive\n");
   }, 60_000);

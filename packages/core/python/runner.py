@@ -235,15 +235,19 @@ def run_python(code, interactive):
 
 
 def user_python_path():
-    """What `python3 -c` would give the program: the working directory first, then the site
-    directories (system and user site), which this isolated (-I -S) runner left out."""
+    """What `python3 -c` would give the program, which this isolated (-I -S) runner left out:
+    the working directory first, PYTHONPATH, the site directories (system and user site,
+    `exit()` and friends), and PYTHONDONTWRITEBYTECODE."""
     import site
-    sys.path.insert(0, "")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        sys.dont_write_bytecode = True
     site.ENABLE_USER_SITE = True
     try:
         site.main()
     except Exception:
         pass
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[0:0] = [""] + extra
 
 
 def child(mode, code, interactive, cpu, out_w, err_w):

@@ -98,12 +98,12 @@ def box():
 
 
 def runner(box, code, mode="python", stdin=b"", timeout_ms=5000, collect=False, forward=10 ** 6,
-           max_files=100, max_bytes=10 ** 6, cpu=0, interactive=True, uid=None, exec_id="e1"):
+           max_files=100, max_bytes=10 ** 6, cpu=0, interactive=True, uid=None, exec_id="e1", env=None):
     body = code.encode()
     req = b"%d %d\n" % (len(body), len(stdin)) + body + stdin
     argv = [mode, exec_id, cpu, "1" if interactive else "0", "1" if collect else "0", timeout_ms,
             forward, max_files, max_bytes]
-    env = dict(os.environ, CODE_INTERPRETER_EXEC_ID=exec_id, HOME=box["WS"])
+    env = dict(os.environ, CODE_INTERPRETER_EXEC_ID=exec_id, HOME=box["WS"], **(env or {}))
     consts = {"WS": box["WS"], "CTL": box["CTL"]}
     proc = run_boot("runner.py", argv, consts, stdin=req, uid=uid, env=env, timeout=timeout_ms / 1000 + 20)
     return Run(proc)

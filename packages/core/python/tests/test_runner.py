@@ -100,3 +100,14 @@ def test_the_runner_refuses_a_forged_pid_file_target(box):
                % os.path.join(box["CTL"], "e1.pid"))
     assert r.stdout == "True\n"
     assert not os.path.exists(os.path.join(box["CTL"], "e1.pid"))
+
+
+def test_program_gets_what_python3_c_would_give_it(box):
+    with open(os.path.join(box["WS"], "mod2.py"), "w") as f:
+        f.write("V = 1\n")
+    code = ("import sys, os, mod2\nprint(sys.path[0] == '', '/extra' in sys.path)\n"
+            "print(os.path.exists('__pycache__'))\nexit(3)")
+    env_box = dict(box)
+    r = runner(env_box, code, env={"PYTHONPATH": "/extra", "PYTHONDONTWRITEBYTECODE": "1"})
+    assert r.stdout == "True True\nFalse\n", r.stderr
+    assert r.exit["exit_code"] == 3
