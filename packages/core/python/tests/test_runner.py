@@ -111,3 +111,39 @@ def test_program_gets_what_python3_c_would_give_it(box):
     r = runner(env_box, code, env={"PYTHONPATH": "/extra", "PYTHONDONTWRITEBYTECODE": "1"})
     assert r.stdout == "True True\nFalse\n", r.stderr
     assert r.exit["exit_code"] == 3
+
+
+def test_the_runner_refuses_to_run_while_traced(box):
+    # A tracer attached before the runner became non-dumpable keeps its grip: the runner must
+    # notice (TracerPid) and refuse, before it reads the request or starts the program.
+    import ctypes
+    import signal
+    from conftest import boot_cmd, source
+    libc = ctypes.CDLL(None, use_errno=True)
+    prog = source("runner.py", WS=box["WS"], CTL=box["CTL"]).encode()
+    body = b"open('ran', 'w').close()"
+    stdin = prog + b"%d 0\n" % len(body) + body
+    argv = boot_cmd(prog, ["python", "e9", 0, "1", "0", 5000, 1000, 1, 1])
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(in_r, 0)
+        os.dup2(out_w, 1)
+        libc.ptrace(0, 0, 0, 0)  # PTRACE_TRACEME
+        os.execv(argv[0], argv)
+    os.close(in_r)
+    os.close(out_w)
+    os.write(in_w, stdin)
+    os.close(in_w)
+    while True:
+        _, status = os.waitpid(pid, 0)
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            break
+        sig = os.WSTOPSIG(status)
+        libc.ptrace(7, pid, 0, 0 if sig == signal.SIGTRAP else sig)  # PTRACE_CONT
+    out = os.read(out_r, 1 << 16)
+    os.close(out_r)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 125
+    assert out == b""
+    assert not os.path.exists(os.path.join(box["WS"], "ran"))
