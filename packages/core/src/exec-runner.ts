@@ -142,7 +142,10 @@ export interface WorkspaceOpOptions {
 
 export const WORKSPACE_LIST_TIMEOUT_MS = 30_000;
 export const WORKSPACE_READ_TIMEOUT_MS = 30_000;
-export const WORKSPACE_STAGE_TIMEOUT_MS = 300_000;
+/** Staging's default deadline: this much, plus time for the bytes at STAGE_MIN_BYTES_PER_SECOND. */
+export const WORKSPACE_STAGE_TIMEOUT_MS = 120_000;
+/** The slowest upload (e.g. a PUT streamed from a slow client) the default deadline allows for. */
+export const STAGE_MIN_BYTES_PER_SECOND = 64 * 1024;
 /** Per-file limit of reads and writes when the backend names none (the default MAX_FILE_SIZE_MB). */
 export const DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024;
 
@@ -245,7 +248,9 @@ export async function stageFiles(
     };
   });
   stopped.catch(() => undefined);
-  const release = watchHelper(t, id, proc, "staging files", opts, WORKSPACE_STAGE_TIMEOUT_MS, onStop);
+  const bytes = files.reduce((n, f) => n + f.size, 0);
+  const defaultMs = WORKSPACE_STAGE_TIMEOUT_MS + Math.ceil((bytes / STAGE_MIN_BYTES_PER_SECOND) * 1000);
+  const release = watchHelper(t, id, proc, "staging files", opts, defaultMs, onStop);
   try {
     const r = await Promise.race([capture(proc, 64 * 1024), stopped]);
     if (stopError) throw stopError;
