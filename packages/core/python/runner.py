@@ -138,6 +138,19 @@ def snapshot():
     return snap
 
 
+def collectable_name(rel):
+    """Only names the API accepts (its workspacePathProblem rules) are sent: anything else
+    would be taken for a forged entry and void the whole run's files."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    if len(rel) > 1024 or "\\" in rel or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in rel):
+        return False
+    parts = rel.split("/")
+    return len(parts) <= 32 and all(p not in ("", ".", "..") and len(p) <= 255 for p in parts)
+
+
 def collect(snap, max_files, max_bytes):
     """Streams a tar of the regular files created or changed since the snapshot."""
     import io
@@ -155,7 +168,7 @@ def collect(snap, max_files, max_bytes):
                 continue
             if not stat.S_ISREG(st.st_mode) or snap.get(rel) == (st.st_size, st.st_mtime_ns, st.st_ino):
                 continue
-            if st.st_size > max_bytes or count >= max_files:
+            if st.st_size > max_bytes or count >= max_files or not collectable_name(rel):
                 continue
             try:
                 fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)

@@ -147,3 +147,11 @@ def test_the_runner_refuses_to_run_while_traced(box):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 125
     assert out == b""
     assert not os.path.exists(os.path.join(box["WS"], "ran"))
+
+
+def test_collects_only_names_the_api_accepts(box):
+    code = ("import os\nfor n in ('ok.txt', 'new\\nline', 'back\\\\slash', 'x' * 256, 'caf\\udcff'):\n"
+            "    try:\n        open(n, 'w').write('x')\n    except (OSError, UnicodeError):\n        pass\n")
+    r = runner(box, code, collect=True)
+    assert r.exit["exit_code"] == 0, r.stderr
+    assert [m.name for m in tarfile.open(fileobj=io.BytesIO(r.tar), mode="r:")] == ["ok.txt"]
