@@ -105,6 +105,23 @@ describe("hole 3: the program cannot reach the runner's output channel", () => {
     expect(r.exitCode).toBe(5);
   });
 
+  it("a file named with a newline is simply not collected; the run's other files are", async () => {
+    const collected: string[] = [];
+    const r = await backend.execInSession(
+      id,
+      py("open('ok.txt', 'w').write('1')\nopen('bad\\nname', 'w').write('2')", {
+        collectFiles: (f) => {
+          collected.push(f.path);
+          return readAll(f.content).then(() => "id");
+        },
+      }),
+    );
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(collected).toEqual(["ok.txt"]);
+    await backend.execInSession(id, sh("rm -f /workspace/ok.txt /workspace/bad*"));
+  });
+
   it("the program itself still reads its own /proc/self as usual", async () => {
     const r = await backend.execInSession(
       id,
