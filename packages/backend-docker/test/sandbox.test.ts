@@ -308,6 +308,13 @@ describe("file holes: writes never leave /workspace and are atomic", () => {
     expect(r.stdout.endsWith("old")).toBe(true);
   });
 
+  it("an empty file round-trips", async () => {
+    await put("empty.txt", "");
+    const f = await backend.readSessionFile(id, "empty.txt");
+    expect(f.sizeBytes).toBe(0);
+    expect((await readAll(f.content)).length).toBe(0);
+  });
+
   it("writing over a directory is refused (409)", async () => {
     await backend.execInSession(id, sh("mkdir -p /workspace/adir"));
     await expect(put("adir", "x")).rejects.toBeInstanceOf(ConflictError);

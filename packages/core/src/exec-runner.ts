@@ -745,7 +745,10 @@ export async function readWorkspaceFile(
           proc.destroy();
         }
       };
-      take(header.subarray(nl + 1));
+      if (size === 0) {
+        out.end();
+        proc.destroy();
+      } else take(header.subarray(nl + 1));
       proc.stdout.on("data", take);
       proc.stdout.resume();
       // Header received: the deadline is met; from now on only the signal (client gone) stops it.

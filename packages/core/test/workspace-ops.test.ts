@@ -133,6 +133,12 @@ describe("answers of the workspace helper are checked", () => {
     );
   });
 
+  it("an empty file is an empty body", async () => {
+    const r = await readWorkspaceFile(fake({ stdout: [Buffer.from("0\n")], exit: 0 }).t, "x");
+    expect(r.sizeBytes).toBe(0);
+    expect((await readAll(r.content)).length).toBe(0);
+  });
+
   it("the body is exactly the announced size: extra bytes are dropped, a short file fails", async () => {
     const long = await readWorkspaceFile(fake({ stdout: [Buffer.from("3\nabcdef")], exit: 0 }).t, "x");
     expect((await readAll(long.content)).toString()).toBe("abc");
