@@ -2,11 +2,11 @@
 # One idempotent setup for a fresh Debian machine (as root) or a developer laptop:
 #   1. a Docker engine that answers (installs docker.io and starts dockerd if needed)
 #   2. the executor image (offline build from Debian packages if it is missing)
-#   3. pnpm, the workspace's dependencies, and a build of every package
-#   4. kubectl and docker-compose (Debian's), and the API image (offline build, cached)
+#   3. the Debian tools the tests use (one apt step, only for what is missing)
+#   4. pnpm, the workspace's dependencies, and a build of every package
+#   5. the API image (offline build, cached by a hash of its inputs)
 # When DOCKER_HOST names an engine that does not answer, no local dockerd is started and the
 # images are skipped: the API still starts (degraded, /readyz 503) — see docs/operations.md.
-#   5. Debian's chromium, for the API's /docs browser test (CHROMIUM_PATH overrides the path)
 # Re-running it is cheap: every step checks before it acts.
 # SKIP_DOCKER=1 skips steps 1-2 and the API image (e.g. for working on packages that need no engine).
 set -euo pipefail
@@ -15,7 +15,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 engine_ok=0
 if [ "${SKIP_DOCKER:-0}" != "1" ]; then
-  # --- deploy: a named engine that does not answer is not fatal (start degraded) ---
+  # A named engine that does not answer is not fatal (start degraded): ensure-docker exits 4.
   rc=0
   bash scripts/ensure-docker.sh || rc=$?
   if [ "$rc" = "4" ]; then
@@ -24,22 +24,31 @@ if [ "${SKIP_DOCKER:-0}" != "1" ]; then
     exit "$rc"
   else
     engine_ok=1
-  fi
-  # --- end deploy ---
-  if [ "$engine_ok" = "1" ]; then
     bash images/executor/build-offline.sh "${EXECUTOR_IMAGE:-code-interpreter-executor:latest}"
   fi
 fi
 
-# The Python client's tests (clients/python, run by packages/client's suite) use Debian's
-# python3 with python3-requests and python3-pytest.
-if ! /usr/bin/python3 -c 'import requests, pytest' 2>/dev/null; then
-  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    log "installing python3, python3-requests, python3-pytest"
+# Debian tools the tests use, each checked by what it provides:
+#   python3-pytest, python3-pyflakes  the in-executor programs' tests and lint (packages/core/python)
+#   python3-requests                   the Python client (clients/python), tested with Debian's python3
+#   kubectl                            `kubectl kustomize` of deploy/ (tests/deploy)
+#   docker-compose                     compose.yaml (1.29; tests/deploy)
+#   chromium                           the /docs page test (CHROMIUM_PATH overrides the path)
+missing=()
+command -v pytest-3 >/dev/null 2>&1 || missing+=(python3-pytest)
+command -v pyflakes3 >/dev/null 2>&1 || missing+=(python3-pyflakes)
+/usr/bin/python3 -c 'import requests' >/dev/null 2>&1 || missing+=(python3-requests)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubectl)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing ${missing[*]} from Debian"
+    export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-requests python3-pytest >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    log "warning: the Python client's tests need /usr/bin/python3 with requests and pytest (Debian: python3-requests python3-pytest)"
+    log "missing Debian packages for the tests: ${missing[*]} (apt-get install them)"
   fi
 fi
 
@@ -58,30 +67,8 @@ fi
 log "building packages"
 pnpm exec turbo run build --output-logs=errors-only >/dev/null
 
-# --- deploy: tools the deploy tests use, and the API image (after the build: it bundles dist/) ---
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  missing=()
-  command -v kubectl >/dev/null 2>&1 || missing+=(kubectl)               # kubectl kustomize
-  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose) # compose.yaml (1.29)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing ${missing[*]} from Debian"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-fi
+# The API image bundles dist/, so it is built after the packages.
 if [ "$engine_ok" = "1" ]; then
   bash images/api/build-offline.sh "${API_IMAGE:-code-interpreter-api:latest}"
-fi
-# --- end deploy ---
-if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing chromium (for the /docs browser test)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 ||
-      { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
-  else
-    log "chromium is missing: install Debian's chromium (or set CHROMIUM_PATH) for the /docs browser test"
-  fi
 fi
 log "ready"

@@ -9,7 +9,7 @@ status=0
 pnpm exec prettier --check . --log-level warn || { echo "[test] formatting differs: run 'pnpm format'" >&2; status=1; }
 pnpm exec turbo run lint typecheck build --output-logs=errors-only --concurrency=2 || status=1
 
-find packages apps tests -maxdepth 2 -name .vitest-report.json -delete 2>/dev/null || true
+find packages apps tests -maxdepth 2 \( -name .vitest-report.json -o -name .pytest-report.xml \) -delete 2>/dev/null || true
 # Packages one at a time: the Docker-backed suites share one engine and two cores.
 pnpm exec turbo run test --concurrency=1 -- --reporter=default --reporter=json --outputFile.json=.vitest-report.json || status=1
 

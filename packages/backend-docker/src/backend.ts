@@ -198,7 +198,7 @@ export class DockerBackend implements Backend {
       );
       await container.start({ abortSignal: this.signal() });
       const transport = this.transport(container.id);
-      await stageFiles(transport, req.files);
+      await stageFiles(transport, req.files, { maxFileBytes: this.maxFileBytes });
       return await runCode(transport, req, {
         cpuSeconds: this.limits.cpuTimeLimitSec,
         maxFileBytes: this.maxFileBytes,
@@ -426,7 +426,10 @@ export class DockerBackend implements Backend {
     assertSafeWorkspacePath(path);
     const s = await this.loadSession(id, scope, { needState: false });
     try {
-      const [file] = await Promise.all([readWorkspaceFile(s.transport, path), this.touch(s)]);
+      const [file] = await Promise.all([
+        readWorkspaceFile(s.transport, path, { maxBytes: this.maxFileBytes }),
+        this.touch(s),
+      ]);
       return file;
     } catch (err) {
       throw mapSessionError(err, id, "reading the file");

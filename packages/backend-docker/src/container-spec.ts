@@ -3,7 +3,7 @@
  * do not change per container are computed once (see DockerBackend's constructor).
  */
 import type Dockerode from "dockerode";
-import { STATE_DIR, WORKSPACE_DIR, type ExecutorLimits } from "@code-interpreter/core";
+import { STATE_DIR, WORKSPACE_DIR, assertExecutorLimits, type ExecutorLimits } from "@code-interpreter/core";
 
 /** The unprivileged user code runs as (the executor image's default user too). */
 export const EXECUTOR_UID = 65532;
@@ -46,6 +46,8 @@ export interface ContainerTemplate {
 }
 
 export function containerTemplate(image: string, limits: ExecutorLimits): ContainerTemplate {
+  // The tmpfs mounts count against the memory limit: they must leave room for the processes.
+  assertExecutorLimits(limits);
   return {
     Image: image,
     User: EXECUTOR_USER,

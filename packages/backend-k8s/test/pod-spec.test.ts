@@ -123,9 +123,9 @@ describe("buildSessionPod", () => {
     expect(pod.spec!.activeDeadlineSeconds).toBe(MAX_LIFETIME);
     expect(pod.spec!.activeDeadlineSeconds).toBe((lifetime.maxExpiresAt - lifetime.createdAt) / 1000);
     const cmd = pod.spec!.containers[0]!.command!;
-    expect(cmd.slice(0, 2)).toEqual(["python3", "-c"]);
+    expect(cmd.slice(0, 4)).toEqual(["python3", "-I", "-S", "-c"]);
     // statePath "-", hard deadline, expiry = hard deadline, no idle, createdAt
-    expect(cmd.slice(3)).toEqual([
+    expect(cmd.slice(5)).toEqual([
       "-",
       String(lifetime.maxExpiresAt),
       String(lifetime.maxExpiresAt),

@@ -4,6 +4,7 @@
  * code-interpreter service, so existing deployments keep their settings.
  */
 import { z } from "zod";
+import { ValidationError } from "./errors.js";
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -51,8 +52,9 @@ const envSchema = z.object({
   MEMORY_LIMIT_MB: int(16).default(256),
   CPU_LIMIT: num(0.01, 1024).default(1),
   PIDS_LIMIT: int(8).default(128),
-  WORKSPACE_SIZE_MB: int(1).default(512),
-  TMP_SIZE_MB: int(1).default(64),
+  // Default: half and an eighth of MEMORY_LIMIT_MB (tmpfs pages count against the memory limit).
+  WORKSPACE_SIZE_MB: int(1).optional(),
+  TMP_SIZE_MB: int(1).optional(),
 
   FILE_STORAGE_DIR: z.string().trim().min(1).default("/tmp/code-interpreter-files"),
   FILE_SERVICE_URL: z.url().optional(),
@@ -138,6 +140,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // A default above the cap would make every request without timeout_ms fail.
     e.DEFAULT_EXEC_TIMEOUT_MS = e.MAX_EXEC_TIMEOUT_MS;
   }
+  const sizes = defaultTmpfsSizes(e.MEMORY_LIMIT_MB);
+  const workspaceSizeMb = e.WORKSPACE_SIZE_MB ?? sizes.workspaceSizeMb;
+  const tmpSizeMb = e.TMP_SIZE_MB ?? sizes.tmpSizeMb;
+  const sizeProblem = tmpfsSizeProblem(e.MEMORY_LIMIT_MB, workspaceSizeMb, tmpSizeMb);
+  if (sizeProblem) throw new ConfigError([`WORKSPACE_SIZE_MB, TMP_SIZE_MB, MEMORY_LIMIT_MB: ${sizeProblem}`]);
   return {
     executorBackend: e.EXECUTOR_BACKEND,
     executorImage: e.EXECUTOR_IMAGE,
@@ -152,8 +159,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     memoryLimitMb: e.MEMORY_LIMIT_MB,
     cpuLimit: e.CPU_LIMIT,
     pidsLimit: e.PIDS_LIMIT,
-    workspaceSizeMb: e.WORKSPACE_SIZE_MB,
-    tmpSizeMb: e.TMP_SIZE_MB,
+    workspaceSizeMb,
+    tmpSizeMb,
     fileStorageDir: e.FILE_STORAGE_DIR,
     fileServiceUrl: e.FILE_SERVICE_URL,
     maxFileSizeBytes: Math.floor(e.MAX_FILE_SIZE_MB * 1024 * 1024),
@@ -195,4 +202,42 @@ export function executorLimits(c: Config): ExecutorLimits {
     tmpSizeMb: c.tmpSizeMb,
     maxOutputBytes: c.maxOutputBytes,
   };
+}
+
+/**
+ * `/workspace` and `/tmp` are tmpfs on Docker: their pages count against the container's
+ * memory limit. If they could hold more than the limit, filling them would OOM-kill the
+ * session's processes (the keeper included) instead of giving the writer ENOSPC. So together
+ * they must leave at least a quarter of MEMORY_LIMIT_MB to the processes.
+ */
+export function memoryHeadroomMb(memoryLimitMb: number): number {
+  return Math.ceil(memoryLimitMb / 4);
+}
+
+/** The default tmpfs sizes for a memory limit: half for /workspace, an eighth for /tmp. */
+export function defaultTmpfsSizes(memoryLimitMb: number): { workspaceSizeMb: number; tmpSizeMb: number } {
+  return {
+    workspaceSizeMb: Math.max(1, Math.floor(memoryLimitMb / 2)),
+    tmpSizeMb: Math.max(1, Math.floor(memoryLimitMb / 8)),
+  };
+}
+
+function tmpfsSizeProblem(memoryLimitMb: number, workspaceSizeMb: number, tmpSizeMb: number): string | null {
+  const room = memoryLimitMb - memoryHeadroomMb(memoryLimitMb);
+  if (workspaceSizeMb + tmpSizeMb <= room) return null;
+  return (
+    `the workspace (${workspaceSizeMb} MB) and /tmp (${tmpSizeMb} MB) are kept in memory and together ` +
+    `may use at most ${room} MB of the ${memoryLimitMb} MB memory limit (a quarter stays for the processes)`
+  );
+}
+
+/** Why these executor limits are inconsistent, or null. */
+export function executorLimitsProblem(l: ExecutorLimits): string | null {
+  return tmpfsSizeProblem(l.memoryLimitMb, l.workspaceSizeMb, l.tmpSizeMb);
+}
+
+/** Throws ValidationError when the tmpfs sizes do not fit the memory limit (see memoryHeadroomMb). */
+export function assertExecutorLimits(l: ExecutorLimits): void {
+  const problem = executorLimitsProblem(l);
+  if (problem) throw new ValidationError(`invalid executor limits: ${problem}`);
 }

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, executorLimits, loadConfig } from "../src/index.js";
+import {
+  ConfigError,
+  ValidationError,
+  assertExecutorLimits,
+  executorLimits,
+  executorLimitsProblem,
+  loadConfig,
+} from "../src/index.js";
 
 function configError(env: Record<string, string>): ConfigError {
   try {
@@ -96,10 +103,38 @@ describe("loadConfig defaults", () => {
       cpuLimit: 1,
       cpuTimeLimitSec: 5,
       pidsLimit: 64,
-      workspaceSizeMb: 512,
+      workspaceSizeMb: 256,
       tmpSizeMb: 64,
       maxOutputBytes: 1_000_000,
     });
+  });
+});
+
+describe("tmpfs sizes fit the memory limit", () => {
+  it("defaults to half and an eighth of the memory limit", () => {
+    const c = loadConfig({});
+    expect([c.memoryLimitMb, c.workspaceSizeMb, c.tmpSizeMb]).toEqual([256, 128, 32]);
+    const small = loadConfig({ MEMORY_LIMIT_MB: "128" });
+    expect([small.workspaceSizeMb, small.tmpSizeMb]).toEqual([64, 16]);
+    expect(executorLimitsProblem(executorLimits(c))).toBeNull();
+  });
+
+  it("rejects sizes that leave less than a quarter of the memory to processes", () => {
+    const err = configError({ MEMORY_LIMIT_MB: "256", WORKSPACE_SIZE_MB: "512" });
+    expect(err.issues).toHaveLength(1);
+    expect(err.issues[0]).toMatch(/^WORKSPACE_SIZE_MB, TMP_SIZE_MB, MEMORY_LIMIT_MB: .*at most 192 MB/);
+    expect(() =>
+      loadConfig({ MEMORY_LIMIT_MB: "256", WORKSPACE_SIZE_MB: "160", TMP_SIZE_MB: "32" }),
+    ).not.toThrow();
+    expect(() => loadConfig({ MEMORY_LIMIT_MB: "256", WORKSPACE_SIZE_MB: "160", TMP_SIZE_MB: "33" })).toThrow(
+      ConfigError,
+    );
+  });
+
+  it("assertExecutorLimits is the same check for backends built without loadConfig", () => {
+    const l = executorLimits(loadConfig({}));
+    expect(() => assertExecutorLimits(l)).not.toThrow();
+    expect(() => assertExecutorLimits({ ...l, workspaceSizeMb: 512 })).toThrow(ValidationError);
   });
 });
 

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { runnerStdin } from "../src/index.js";
+import {
+  KEEPER_PY,
+  KILL_PY,
+  RUNNER_BOOTSTRAP_PY,
+  RUNNER_PY,
+  WORKSPACE_PY,
+  executorCommands,
+  runnerStdin,
+} from "../src/index.js";
 
 /** Parses the framing the runner reads: "<codeBytes> <stdinBytes>\n", code, stdin. */
 function unframe(buf: Buffer): { code: string; stdin: string; codeBytes: number; stdinBytes: number } {
@@ -49,5 +57,48 @@ describe("runnerStdin framing", () => {
     const framed = unframe(runnerStdin(code, stdin));
     expect(framed.code).toBe(code);
     expect(framed.stdin).toBe(stdin);
+  });
+});
+
+describe("the in-executor programs", () => {
+  it("are the files in python/, started isolated (python3 -I -S)", () => {
+    for (const src of [RUNNER_PY, RUNNER_BOOTSTRAP_PY, KILL_PY, WORKSPACE_PY, KEEPER_PY]) {
+      expect(src.length).toBeGreaterThan(100);
+    }
+    expect(RUNNER_BOOTSTRAP_PY).toContain("prctl(4, 0");
+    const cmds = [
+      executorCommands.keeper({
+        statePath: null,
+        maxExpiresAt: 2,
+        expiresAt: 2,
+        idleTimeoutSeconds: null,
+        createdAt: 1,
+      }),
+      executorCommands.kill("e"),
+      executorCommands.workspace("e", ["list", 5]),
+      executorCommands.workspace("e", ["read", "a.txt", 10]),
+      executorCommands.workspace("e", ["write", 10]),
+      executorCommands.run({
+        execId: "e",
+        language: "python",
+        cpuSeconds: 1,
+        lastLineInteractive: true,
+        collect: false,
+        timeoutMs: 1000,
+        forwardLimitBytes: 10,
+        maxFiles: 1,
+        maxFileBytes: 1,
+      }),
+    ];
+    for (const cmd of cmds) {
+      const at = cmd.indexOf("python3");
+      expect(cmd.slice(at, at + 4)).toEqual(["python3", "-I", "-S", "-c"]);
+    }
+  });
+
+  it("keeps command lines short: the big programs travel on stdin", () => {
+    const list = executorCommands.workspace("e", ["list", 5]);
+    expect(list.join(" ").length).toBeLessThan(2000);
+    expect(list).not.toContain(WORKSPACE_PY);
   });
 });

@@ -1,0 +1,120 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import NOBODY, drop_to, source
+
+
+def keeper_args(state, hard, exp, idle, created):
+    return [state, int(hard), int(exp), int(idle), int(created)]
+
+
+def start_keeper(argv, uid=None):
+    cmd = [sys.executable, "-I", "-S", "-c", source("keeper.py")] + [str(a) for a in argv]
+    return subprocess.Popen(cmd, preexec_fn=drop_to(uid), stderr=subprocess.PIPE)
+
+
+def now_ms():
+    return time.time() * 1000
+
+
+def test_keeper_exits_at_its_deadline():
+    t = now_ms()
+    p = start_keeper(keeper_args("-", t + 60000, t + 700, 0, t))
+    assert p.wait(timeout=10) == 0
+    assert now_ms() - t >= 600
+
+
+def test_keeper_follows_an_extended_state_file(tmp_path):
+    t = now_ms()
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"expiresAt": t + 60000}))
+    p = start_keeper(keeper_args(str(state), t + 60000, t + 300, 0, t))
+    time.sleep(1.0)
+    assert p.poll() is None
+    state.write_text(json.dumps({"expiresAt": t}))
+    assert p.wait(timeout=10) == 0
+
+
+def test_keeper_idle_deadline_and_garbage_state(tmp_path):
+    t = now_ms()
+    state = tmp_path / "state.json"
+    state.write_text('{"expiresAt": "soon", "lastActiveAt": [1]}')
+    p = start_keeper(keeper_args(str(state), t + 60000, t + 60000, 1, t))
+    assert p.wait(timeout=10) == 0
+
+
+def test_keeper_is_not_dumpable_and_runs_from_root_dir():
+    t = now_ms()
+    p = start_keeper(keeper_args("-", t + 60000, t + 60000, 0, t), uid=NOBODY)
+    try:
+        time.sleep(0.5)
+        assert os.readlink("/proc/%d/cwd" % p.pid) == "/"
+        if os.getuid() == 0:
+            # The files of a non-dumpable process's /proc/<pid> belong to root, whatever its uid.
+            assert os.stat("/proc/%d/fd" % p.pid).st_uid == 0
+            status = open("/proc/%d/status" % p.pid).read()
+            assert "Uid:\t%d" % NOBODY in status
+            probe = subprocess.run(
+                [sys.executable, "-c", "import os; os.listdir('/proc/%d/fd')" % p.pid],
+                preexec_fn=drop_to(NOBODY), capture_output=True)
+            assert b"PermissionError" in probe.stderr
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=10)
+
+
+def test_killer_kills_tagged_processes_and_the_recorded_group(tmp_path):
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    env = dict(os.environ, CODE_INTERPRETER_EXEC_ID="run-1")
+    tagged = subprocess.Popen(["sleep", "60"], env=env)
+    grouped = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    other = subprocess.Popen(["sleep", "60"], env=dict(os.environ, CODE_INTERPRETER_EXEC_ID="run-2"))
+    (ctl / "run-1.pid").write_text("%d\n" % grouped.pid)
+    try:
+        cmd = [sys.executable, "-I", "-S", "-c", source("killer.py", CTL=str(ctl)), "run-1"]
+        assert subprocess.run(cmd, timeout=30).returncode == 0
+        assert tagged.wait(timeout=5) == -9
+        assert grouped.wait(timeout=5) == -9
+        assert other.poll() is None
+    finally:
+        for p in (tagged, grouped, other):
+            p.kill()
+            p.wait()
+
+
+def test_killer_finds_non_dumpable_helpers_by_their_arguments(tmp_path):
+    # The runner and the workspace helper make themselves non-dumpable: their environment is
+    # unreadable to the killer (same uid), their command line is not.
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    helper = subprocess.Popen(
+        [sys.executable, "-c", "import ctypes, time, sys; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); time.sleep(60)",
+         "run-7", "list"], preexec_fn=drop_to(NOBODY))
+    try:
+        time.sleep(0.3)
+        cmd = [sys.executable, "-I", "-S", "-c", source("killer.py", CTL=str(ctl)), "run-7"]
+        assert subprocess.run(cmd, timeout=30, preexec_fn=drop_to(NOBODY)).returncode == 0
+        assert helper.wait(timeout=5) == -9
+    finally:
+        helper.kill()
+        helper.wait()
+
+
+def test_killer_ignores_a_forged_pid_file(tmp_path):
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    (ctl / "run-1.pid").write_text("1\n")
+    cmd = [sys.executable, "-I", "-S", "-c", source("killer.py", CTL=str(ctl)), "run-1"]
+    assert subprocess.run(cmd, timeout=30).returncode == 0
+    (ctl / "run-1.pid").write_text("%d\n" % os.getpgid(0))
+    assert subprocess.run(cmd, timeout=30).returncode == 0  # would have killed this test
+
+
+def test_killer_rejects_bad_ids():
+    cmd = [sys.executable, "-I", "-S", "-c", source("killer.py"), "../x"]
+    assert subprocess.run(cmd, timeout=30, capture_output=True).returncode == 2
