@@ -14,7 +14,6 @@ export const LIMITS: ExecutorLimits = {
   pidsLimit: 64,
   workspaceSizeMb: 64,
   tmpSizeMb: 16,
-  maxOutputBytes: 100_000,
 };
 
 /** Names (or ids) of containers created by this test process; removed in cleanup(). */

@@ -368,6 +368,10 @@ export class KubernetesBackend implements Backend {
       .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
   }
 
+  async countSessions(scope?: Scope): Promise<number> {
+    return (await this.listSessions(scope)).length;
+  }
+
   async deleteSession(id: string, scope?: Scope): Promise<void> {
     // Prefix check first: nothing that is not a session id ever reaches the API.
     if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
@@ -558,7 +562,7 @@ export class KubernetesBackend implements Backend {
     for (const c of candidates) {
       try {
         await this.deletePod(c.name, c.uid);
-        report.reaped.push({ id: c.name, reason: c.reason });
+        report.reaped.push({ id: c.name, reason: c.reason as ReapReport["reaped"][number]["reason"] });
       } catch (err) {
         // 404: someone else (another replica, the kubelet) got there first; 409: replaced.
         if (isNotFound(err) || isConflict(err)) continue;

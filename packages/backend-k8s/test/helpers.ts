@@ -13,7 +13,6 @@ export const limits: ExecutorLimits = {
   pidsLimit: 128,
   workspaceSizeMb: 64,
   tmpSizeMb: 16,
-  maxOutputBytes: 1_000_000,
 };
 
 export function backendOptions(

@@ -4,6 +4,7 @@
  * code-interpreter service, so existing deployments keep their settings.
  */
 import { z } from "zod";
+import type { ExecutorLimits } from "./limits.js";
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -175,16 +176,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 }
 
 /** The limits every backend applies to executor containers/pods, derived from Config. */
-export interface ExecutorLimits {
-  memoryLimitMb: number;
-  cpuLimit: number;
-  cpuTimeLimitSec: number;
-  pidsLimit: number;
-  workspaceSizeMb: number;
-  tmpSizeMb: number;
-  maxOutputBytes: number;
-}
-
 export function executorLimits(c: Config): ExecutorLimits {
   return {
     memoryLimitMb: c.memoryLimitMb,
@@ -193,6 +184,5 @@ export function executorLimits(c: Config): ExecutorLimits {
     pidsLimit: c.pidsLimit,
     workspaceSizeMb: c.workspaceSizeMb,
     tmpSizeMb: c.tmpSizeMb,
-    maxOutputBytes: c.maxOutputBytes,
   };
 }

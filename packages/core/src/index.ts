@@ -9,3 +9,4 @@ export * from "./config.js";
 export * from "./session.js";
 export * from "./executor-scripts.js";
 export * from "./exec-runner.js";
+export * from "./limits.js";

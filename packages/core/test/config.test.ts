@@ -98,7 +98,6 @@ describe("loadConfig defaults", () => {
       pidsLimit: 64,
       workspaceSizeMb: 512,
       tmpSizeMb: 64,
-      maxOutputBytes: 1_000_000,
     });
   });
 });

@@ -1,0 +1,442 @@
+/**
+ * The session layer: the whole session algorithm, written once, over a SessionPlatform.
+ * Backends extend SessionBackend with their platform (Docker containers, Kubernetes pods);
+ * what a caller sees — id checks, owner scope, expiry and idle decisions, removal of dead
+ * sessions found on access, per-session serialisation, activity recording, validation,
+ * sorting, reap reasons, use after close(), error mapping — is decided here.
+ */
+import type { Readable } from "node:stream";
+import type {
+  Backend,
+  BackendCapabilities,
+  CreateSessionRequest,
+  ExecRequest,
+  ExecResult,
+  Logger,
+  OneShotRequest,
+  ReapReport,
+  Scope,
+  SessionFile,
+  SessionInfo,
+  SessionStatus,
+  WorkspaceEntry,
+} from "../backend.js";
+import { silentLogger } from "../backend.js";
+import {
+  BackendUnavailableError,
+  SessionNotFoundError,
+  isCodeInterpreterError,
+  type CodeInterpreterError,
+} from "../errors.js";
+import { listWorkspace, readWorkspaceFile, runCode, stageFiles } from "../exec-runner.js";
+import type { LabelMap } from "../labels.js";
+import { expiryReason, isExpired, keepaliveExpiry, newLifetime, type ReapReason } from "../lifetime.js";
+import { isSessionId, newSessionId } from "../naming.js";
+import { assertSafeWorkspacePath } from "../paths.js";
+import { inScope, lifetimeOf, sessionFromTags, sessionTags, type SessionState } from "../session.js";
+import { StateCache, activityWriteIntervalMs, mergeState } from "./activity.js";
+import { exhaustionError } from "./exhaustion.js";
+import { KeyedMutex, mapLimit } from "./keyed-mutex.js";
+import type { PlatformResource, SessionPlatform } from "./platform.js";
+import { reapResources } from "./reaper.js";
+import { validateCreateRequest, validateFileWrite, validateKeepaliveTtl } from "./validation.js";
+
+export interface SessionBackendOptions {
+  /** Hard cap on a session's life (SESSION_MAX_LIFETIME_SECONDS). */
+  sessionMaxLifetimeSeconds: number;
+  /** Per-file cap for collected and written files (the file store's limit). */
+  maxFileBytes: number;
+  /** RLIMIT_CPU of each program, in seconds (0 = none). */
+  cpuTimeLimitSec: number;
+  /** @default a logger that drops everything */
+  logger?: Logger;
+  /** Clock (unix ms), injectable for tests. @default Date.now */
+  now?: () => number;
+  /** Parallel state reads and removals in listSessions and reap. @default 8 */
+  concurrency?: number;
+  /**
+   * A session resource still pending after this long is left over from a create that died
+   * (reaped as "stopped"). @default 120000
+   */
+  pendingGraceMs?: number;
+}
+
+interface Loaded {
+  r: PlatformResource;
+  info: SessionInfo;
+}
+
+const ALL: BackendCapabilities = {
+  oneShot: true,
+  sessions: true,
+  sessionExec: true,
+  sessionFiles: true,
+  keepalive: true,
+  reaper: true,
+};
+
+const STATUS: Record<PlatformResource["phase"], SessionStatus> = {
+  pending: "pending",
+  running: "running",
+  stopped: "stopped",
+  removing: "stopped",
+};
+
+export class SessionBackend implements Backend {
+  readonly kind: string;
+  readonly capabilities: BackendCapabilities;
+  protected readonly logger: Logger;
+  protected readonly now: () => number;
+  private readonly maxLifetimeSeconds: number;
+  private readonly maxFileBytes: number;
+  private readonly cpuSeconds: number;
+  private readonly concurrency: number;
+  private readonly pendingGraceMs: number;
+  /** Serialises the calls that run something in a session (exec, file writes). */
+  private readonly calls = new KeyedMutex();
+  /** Serialises state writes of one session (read-modify-write on some platforms). */
+  private readonly stateWrites = new KeyedMutex();
+  private readonly cache: StateCache;
+  private readonly background = new Set<Promise<void>>();
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    protected readonly platform: SessionPlatform,
+    opts: SessionBackendOptions,
+  ) {
+    this.kind = platform.kind;
+    this.capabilities = { ...ALL, ...platform.capabilities };
+    this.logger = opts.logger ?? silentLogger;
+    this.now = opts.now ?? Date.now;
+    this.maxLifetimeSeconds = opts.sessionMaxLifetimeSeconds;
+    this.maxFileBytes = opts.maxFileBytes;
+    this.cpuSeconds = opts.cpuTimeLimitSec;
+    this.concurrency = Math.max(1, opts.concurrency ?? 8);
+    this.pendingGraceMs = opts.pendingGraceMs ?? 120_000;
+    this.cache = new StateCache(this.logger, this.now);
+  }
+
+  async ping(): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.platform.ping();
+    } catch (err) {
+      const mapped = this.platform.mapError(err, "answering a ping");
+      if (mapped instanceof BackendUnavailableError) throw mapped;
+      throw new BackendUnavailableError(mapped.message, { cause: err });
+    }
+  }
+
+  async execute(req: OneShotRequest): Promise<ExecResult> {
+    this.assertOpen();
+    try {
+      return await this.platform.execute(req);
+    } catch (err) {
+      throw this.platform.mapError(err, "running the code");
+    }
+  }
+
+  async createSession(req: CreateSessionRequest): Promise<SessionInfo> {
+    this.assertOpen();
+    const v = validateCreateRequest(req, this.maxLifetimeSeconds);
+    const lifetime = newLifetime(this.now(), v.ttlSeconds, this.maxLifetimeSeconds, v.idleTimeoutSeconds);
+    const tags = sessionTags(lifetime, { owner: req.owner, metadata: v.metadata });
+    const id = newSessionId();
+    const idle = v.idleTimeoutSeconds;
+    const slack = idle ? Math.ceil(activityWriteIntervalMs(idle) / 1000) : 0;
+    let r: PlatformResource;
+    try {
+      r = await this.platform.create({
+        id,
+        labels: tags.labels,
+        annotations: tags.annotations,
+        lifetime,
+        keeperIdleTimeoutSeconds: idle ? idle + slack : null,
+      });
+    } catch (err) {
+      throw this.platform.mapError(err, "creating the session");
+    }
+    try {
+      await stageFiles(this.platform.transport(r), req.files);
+    } catch (err) {
+      await this.platform
+        .remove(r)
+        .catch((e: unknown) =>
+          this.logger.error({ sessionId: id, err: String(e) }, "removing a half-made session failed"),
+        );
+      throw this.platform.mapError(err, "staging the files");
+    }
+    const info = sessionFromTags(id, { ...tags.annotations, ...tags.labels }, {}, "running");
+    if (!info) throw this.platform.mapError(new Error("the new session's tags are unreadable"), "creating");
+    this.logger.info({ sessionId: id, expiresAt: info.expiresAt }, "session created");
+    return info;
+  }
+
+  async getSession(id: string, scope?: Scope): Promise<SessionInfo> {
+    return (await this.load(id, scope, true)).info;
+  }
+
+  /**
+   * From the platform's listing plus the state this process holds; the stored state is read
+   * only for sessions that look expired without it (a keepalive may have extended them).
+   */
+  async listSessions(scope?: Scope): Promise<SessionInfo[]> {
+    this.assertOpen();
+    let found: PlatformResource[];
+    try {
+      found = await this.platform.list(typeof scope?.owner === "string" ? { owner: scope.owner } : {});
+    } catch (err) {
+      throw this.platform.mapError(err, "listing sessions");
+    }
+    const now = this.now();
+    const infos = await mapLimit(found, this.concurrency, async (r) => {
+      if (r.phase !== "running" && r.phase !== "pending") return null;
+      let info = this.view(r);
+      if (!info || !inScope(info, scope)) return null;
+      if (isExpired(lifetimeOf(info), now) && r.state === undefined) {
+        try {
+          info = this.view(r, await this.readState(r));
+        } catch (err) {
+          const mapped = this.platform.mapError(err, "listing sessions", r.name);
+          if (mapped instanceof BackendUnavailableError) throw mapped;
+          this.logger.debug({ sessionId: r.name, err: mapped.message }, "skipping an unreadable session");
+          return null;
+        }
+      }
+      return info && !isExpired(lifetimeOf(info), now) ? info : null;
+    });
+    return infos
+      .filter((s): s is SessionInfo => s !== null)
+      .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  }
+
+  async countSessions(scope?: Scope): Promise<number> {
+    return (await this.listSessions(scope)).length;
+  }
+
+  async deleteSession(id: string, scope?: Scope): Promise<void> {
+    this.assertOpen();
+    const r = await this.find(id);
+    const base = this.view(r);
+    if (!base || !inScope(base, scope) || r.phase === "removing") throw new SessionNotFoundError(id);
+    // An expired or stopped session is already gone for the caller (404, like every other
+    // call); its resource is removed all the same.
+    let live = r.phase === "running" || r.phase === "pending";
+    if (live && isExpired(lifetimeOf(base), this.now()) && r.state === undefined) {
+      const state = await this.readState(r).catch(() => undefined);
+      const info = state ? this.view(r, state) : base;
+      live = !state || (!!info && !isExpired(lifetimeOf(info), this.now()));
+    } else if (live) live = !isExpired(lifetimeOf(base), this.now());
+    let outcome: "removed" | "gone";
+    try {
+      outcome = await this.platform.remove(r);
+    } catch (err) {
+      throw this.platform.mapError(err, "deleting the session", id);
+    }
+    this.cache.forget(id);
+    if (outcome === "gone" || !live) throw new SessionNotFoundError(id);
+    this.logger.info({ sessionId: id }, "session deleted");
+  }
+
+  async keepalive(id: string, ttlSeconds: number, scope?: Scope): Promise<SessionInfo> {
+    this.assertOpen();
+    validateKeepaliveTtl(ttlSeconds);
+    const { r, info } = await this.load(id, scope, true);
+    const now = this.now();
+    const patch: SessionState = {
+      expiresAt: keepaliveExpiry(lifetimeOf(info), ttlSeconds, now),
+      lastActiveAt: Math.max(now, info.lastActiveAt),
+    };
+    try {
+      await this.stateWrites.run(id, () => this.platform.writeState(r, patch));
+    } catch (err) {
+      throw this.platform.mapError(err, "extending the session", id);
+    }
+    const updated = this.view(r, this.cache.stored(id, patch));
+    if (!updated) throw new SessionNotFoundError(id);
+    return updated;
+  }
+
+  async execInSession(id: string, req: ExecRequest, scope?: Scope): Promise<ExecResult> {
+    this.assertOpen();
+    if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
+    return this.calls.run(id, async () => {
+      const s = await this.load(id, scope, false);
+      try {
+        const result = await runCode(this.platform.transport(s.r), req, {
+          cpuSeconds: this.cpuSeconds,
+          maxFileBytes: this.maxFileBytes,
+          onStarted: () => this.touch(s),
+        });
+        const exhausted = exhaustionError(id, result);
+        if (exhausted) throw exhausted;
+        return result;
+      } catch (err) {
+        throw this.fail(err, id, "running code in the session");
+      }
+    });
+  }
+
+  async writeSessionFile(
+    id: string,
+    path: string,
+    file: { size: number; content: Readable },
+    scope?: Scope,
+  ): Promise<WorkspaceEntry> {
+    this.assertOpen();
+    validateFileWrite(path, file.size, this.maxFileBytes);
+    if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
+    return this.calls.run(id, async () => {
+      const s = await this.load(id, scope, false);
+      try {
+        this.touch(s);
+        const open = () => Promise.resolve(file.content);
+        await stageFiles(this.platform.transport(s.r), [{ path, size: file.size, open }]);
+      } catch (err) {
+        throw this.fail(err, id, "writing the file");
+      }
+      return { path, kind: "file" as const, sizeBytes: file.size };
+    });
+  }
+
+  async readSessionFile(id: string, path: string, scope?: Scope): Promise<SessionFile> {
+    this.assertOpen();
+    assertSafeWorkspacePath(path);
+    const s = await this.load(id, scope, false);
+    try {
+      this.touch(s);
+      return await readWorkspaceFile(this.platform.transport(s.r), path);
+    } catch (err) {
+      throw this.fail(err, id, "reading the file");
+    }
+  }
+
+  async listSessionFiles(id: string, scope?: Scope): Promise<WorkspaceEntry[]> {
+    this.assertOpen();
+    const s = await this.load(id, scope, false);
+    try {
+      this.touch(s);
+      return await listWorkspace(this.platform.transport(s.r));
+    } catch (err) {
+      throw this.fail(err, id, "listing the workspace");
+    }
+  }
+
+  async reap(now: number = this.now()): Promise<ReapReport> {
+    this.assertOpen();
+    const report = await reapResources(
+      {
+        platform: this.platform,
+        logger: this.logger,
+        concurrency: this.concurrency,
+        pendingGraceMs: this.pendingGraceMs,
+        view: (r, state) => this.view(r, state),
+        readState: (r) => this.readState(r),
+      },
+      now,
+    );
+    for (const r of report.reaped) this.cache.forget(r.id);
+    return report;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.allSettled([...this.background]);
+      await this.cache.close();
+      await this.platform.close();
+    })();
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  protected assertOpen(): void {
+    if (this.closing) throw new BackendUnavailableError(`the ${this.kind} backend is closed`);
+  }
+
+  /** A session's info from its tags, the platform's state (if given) and this process's cache. */
+  private view(r: PlatformResource, state?: SessionState): SessionInfo | null {
+    const tags: LabelMap = r.tags;
+    const merged = mergeState(mergeState(r.state, state), this.cache.get(r.name));
+    return sessionFromTags(r.name, tags, merged, STATUS[r.phase]);
+  }
+
+  private async readState(r: PlatformResource): Promise<SessionState> {
+    if (r.state) return this.cache.stored(r.name, r.state);
+    return this.cache.stored(r.name, await this.platform.readState(r));
+  }
+
+  /** The resource of a valid session id, or SessionNotFoundError. */
+  private async find(id: string): Promise<PlatformResource> {
+    this.assertOpen();
+    if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
+    let r: PlatformResource | null;
+    try {
+      r = await this.platform.find(id);
+    } catch (err) {
+      throw this.platform.mapError(err, "looking up the session", id);
+    }
+    if (!r || r.name !== id) {
+      this.cache.forget(id);
+      throw new SessionNotFoundError(id);
+    }
+    return r;
+  }
+
+  /**
+   * The checks every session call makes: strict id, identity tags, owner, running, not
+   * expired. The stored state only moves deadlines later, so it is read only when `needState`
+   * (the caller shows it) or when the session looks expired without it.
+   */
+  private async load(id: string, scope: Scope | undefined, needState: boolean): Promise<Loaded> {
+    const r = await this.find(id);
+    let info = this.view(r);
+    if (!info || !inScope(info, scope)) throw new SessionNotFoundError(id);
+    if (r.phase === "stopped") this.removeInBackground(r, "stopped");
+    if (r.phase === "stopped" || r.phase === "removing") throw new SessionNotFoundError(id);
+    if (r.state === undefined && (needState || isExpired(lifetimeOf(info), this.now()))) {
+      try {
+        info = this.view(r, await this.readState(r));
+      } catch (err) {
+        throw this.platform.mapError(err, "reading the session state", id);
+      }
+      if (!info) throw new SessionNotFoundError(id);
+    }
+    const now = this.now();
+    if (isExpired(lifetimeOf(info), now)) {
+      this.removeInBackground(r, expiryReason(lifetimeOf(info), now) ?? "expired");
+      throw new SessionNotFoundError(id);
+    }
+    return { r, info };
+  }
+
+  /** Records activity in memory; the platform hears of it debounced, off the latency path. */
+  private touch(s: Loaded): void {
+    const id = s.r.name;
+    this.cache.touch(id, activityWriteIntervalMs(s.info.idleTimeoutSeconds), (at) =>
+      this.stateWrites.run(id, () => this.platform.writeState(s.r, { lastActiveAt: at })),
+    );
+  }
+
+  private fail(err: unknown, id: string, what: string): CodeInterpreterError {
+    const exhausted = exhaustionError(id, err);
+    if (exhausted) return exhausted;
+    if (isCodeInterpreterError(err)) return err;
+    return this.platform.mapError(err, what, id);
+  }
+
+  private removeInBackground(r: PlatformResource, reason: ReapReason): void {
+    if (this.closing) return;
+    this.cache.forget(r.name);
+    const p: Promise<void> = this.platform
+      .remove(r)
+      .then((outcome) => {
+        if (outcome === "removed") this.logger.info({ sessionId: r.name, reason }, "reaped session");
+      })
+      .catch((err: unknown) =>
+        this.logger.warn({ sessionId: r.name, err: String(err) }, "background removal failed"),
+      )
+      .finally(() => this.background.delete(p));
+    this.background.add(p);
+  }
+}
