@@ -18,7 +18,6 @@ import type {
   Scope,
   SessionFile,
   SessionInfo,
-  SessionStatus,
   WorkspaceEntry,
 } from "../backend.js";
 import { silentLogger } from "../backend.js";
@@ -29,16 +28,16 @@ import {
   type CodeInterpreterError,
 } from "../errors.js";
 import { listWorkspace, readWorkspaceFile, runCode, stageFiles } from "../exec-runner.js";
-import type { LabelMap } from "../labels.js";
-import { expiryReason, isExpired, keepaliveExpiry, newLifetime, type ReapReason } from "../lifetime.js";
+import { keepaliveExpiry, newLifetime } from "../lifetime.js";
 import { isSessionId, newSessionId } from "../naming.js";
 import { assertSafeWorkspacePath } from "../paths.js";
 import { inScope, lifetimeOf, sessionFromTags, sessionTags, type SessionState } from "../session.js";
-import { StateCache, activityWriteIntervalMs, mergeState } from "./activity.js";
+import { activityWriteIntervalMs } from "./activity.js";
 import { exhaustionError } from "./exhaustion.js";
-import { KeyedMutex, mapLimit } from "./keyed-mutex.js";
+import { KeyedMutex } from "./keyed-mutex.js";
 import type { PlatformResource, SessionPlatform } from "./platform.js";
 import { reapResources } from "./reaper.js";
+import { SessionStore } from "./session-store.js";
 import { validateCreateRequest, validateFileWrite, validateKeepaliveTtl } from "./validation.js";
 
 export interface SessionBackendOptions {
@@ -61,11 +60,6 @@ export interface SessionBackendOptions {
   pendingGraceMs?: number;
 }
 
-interface Loaded {
-  r: PlatformResource;
-  info: SessionInfo;
-}
-
 const ALL: BackendCapabilities = {
   oneShot: true,
   sessions: true,
@@ -73,13 +67,6 @@ const ALL: BackendCapabilities = {
   sessionFiles: true,
   keepalive: true,
   reaper: true,
-};
-
-const STATUS: Record<PlatformResource["phase"], SessionStatus> = {
-  pending: "pending",
-  running: "running",
-  stopped: "stopped",
-  removing: "stopped",
 };
 
 export class SessionBackend implements Backend {
@@ -94,10 +81,7 @@ export class SessionBackend implements Backend {
   private readonly pendingGraceMs: number;
   /** Serialises the calls that run something in a session (exec, file writes). */
   private readonly calls = new KeyedMutex();
-  /** Serialises state writes of one session (read-modify-write on some platforms). */
-  private readonly stateWrites = new KeyedMutex();
-  private readonly cache: StateCache;
-  private readonly background = new Set<Promise<void>>();
+  private readonly store: SessionStore;
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -113,7 +97,7 @@ export class SessionBackend implements Backend {
     this.cpuSeconds = opts.cpuTimeLimitSec;
     this.concurrency = Math.max(1, opts.concurrency ?? 8);
     this.pendingGraceMs = opts.pendingGraceMs ?? 120_000;
-    this.cache = new StateCache(this.logger, this.now);
+    this.store = new SessionStore(platform, this.logger, this.now, this.concurrency);
   }
 
   async ping(): Promise<void> {
@@ -121,9 +105,8 @@ export class SessionBackend implements Backend {
     try {
       await this.platform.ping();
     } catch (err) {
-      const mapped = this.platform.mapError(err, "answering a ping");
-      if (mapped instanceof BackendUnavailableError) throw mapped;
-      throw new BackendUnavailableError(mapped.message, { cause: err });
+      // Unreachable: BackendUnavailableError; reachable but refusing (credentials, RBAC): as mapped.
+      throw this.platform.mapError(err, "answering a ping");
     }
   }
 
@@ -173,41 +156,13 @@ export class SessionBackend implements Backend {
   }
 
   async getSession(id: string, scope?: Scope): Promise<SessionInfo> {
-    return (await this.load(id, scope, true)).info;
+    this.assertOpen();
+    return (await this.store.load(id, scope, true)).info;
   }
 
-  /**
-   * From the platform's listing plus the state this process holds; the stored state is read
-   * only for sessions that look expired without it (a keepalive may have extended them).
-   */
   async listSessions(scope?: Scope): Promise<SessionInfo[]> {
     this.assertOpen();
-    let found: PlatformResource[];
-    try {
-      found = await this.platform.list(typeof scope?.owner === "string" ? { owner: scope.owner } : {});
-    } catch (err) {
-      throw this.platform.mapError(err, "listing sessions");
-    }
-    const now = this.now();
-    const infos = await mapLimit(found, this.concurrency, async (r) => {
-      if (r.phase !== "running" && r.phase !== "pending") return null;
-      let info = this.view(r);
-      if (!info || !inScope(info, scope)) return null;
-      if (isExpired(lifetimeOf(info), now) && r.state === undefined) {
-        try {
-          info = this.view(r, await this.readState(r));
-        } catch (err) {
-          const mapped = this.platform.mapError(err, "listing sessions", r.name);
-          if (mapped instanceof BackendUnavailableError) throw mapped;
-          this.logger.debug({ sessionId: r.name, err: mapped.message }, "skipping an unreadable session");
-          return null;
-        }
-      }
-      return info && !isExpired(lifetimeOf(info), now) ? info : null;
-    });
-    return infos
-      .filter((s): s is SessionInfo => s !== null)
-      .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+    return this.store.list(scope);
   }
 
   async countSessions(scope?: Scope): Promise<number> {
@@ -216,24 +171,19 @@ export class SessionBackend implements Backend {
 
   async deleteSession(id: string, scope?: Scope): Promise<void> {
     this.assertOpen();
-    const r = await this.find(id);
-    const base = this.view(r);
+    const r = await this.store.find(id);
+    const base = this.store.view(r);
     if (!base || !inScope(base, scope) || r.phase === "removing") throw new SessionNotFoundError(id);
     // An expired or stopped session is already gone for the caller (404, like every other
     // call); its resource is removed all the same.
-    let live = r.phase === "running" || r.phase === "pending";
-    if (live && isExpired(lifetimeOf(base), this.now()) && r.state === undefined) {
-      const state = await this.readState(r).catch(() => undefined);
-      const info = state ? this.view(r, state) : base;
-      live = !state || (!!info && !isExpired(lifetimeOf(info), this.now()));
-    } else if (live) live = !isExpired(lifetimeOf(base), this.now());
+    const live = await this.store.isLive(r, base);
     let outcome: "removed" | "gone";
     try {
       outcome = await this.platform.remove(r);
     } catch (err) {
       throw this.platform.mapError(err, "deleting the session", id);
     }
-    this.cache.forget(id);
+    this.store.cache.forget(id);
     if (outcome === "gone" || !live) throw new SessionNotFoundError(id);
     this.logger.info({ sessionId: id }, "session deleted");
   }
@@ -241,18 +191,18 @@ export class SessionBackend implements Backend {
   async keepalive(id: string, ttlSeconds: number, scope?: Scope): Promise<SessionInfo> {
     this.assertOpen();
     validateKeepaliveTtl(ttlSeconds);
-    const { r, info } = await this.load(id, scope, true);
+    const { r, info } = await this.store.load(id, scope, true);
     const now = this.now();
     const patch: SessionState = {
       expiresAt: keepaliveExpiry(lifetimeOf(info), ttlSeconds, now),
       lastActiveAt: Math.max(now, info.lastActiveAt),
     };
     try {
-      await this.stateWrites.run(id, () => this.platform.writeState(r, patch));
+      await this.store.stateWrites.run(id, () => this.platform.writeState(r, patch));
     } catch (err) {
       throw this.platform.mapError(err, "extending the session", id);
     }
-    const updated = this.view(r, this.cache.stored(id, patch));
+    const updated = this.store.view(r, this.store.cache.stored(id, patch));
     if (!updated) throw new SessionNotFoundError(id);
     return updated;
   }
@@ -261,12 +211,12 @@ export class SessionBackend implements Backend {
     this.assertOpen();
     if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
     return this.calls.run(id, async () => {
-      const s = await this.load(id, scope, false);
+      const s = await this.store.load(id, scope, false);
       try {
         const result = await runCode(this.platform.transport(s.r), req, {
           cpuSeconds: this.cpuSeconds,
           maxFileBytes: this.maxFileBytes,
-          onStarted: () => this.touch(s),
+          onStarted: () => this.store.touch(s),
         });
         const exhausted = exhaustionError(id, result);
         if (exhausted) throw exhausted;
@@ -287,9 +237,9 @@ export class SessionBackend implements Backend {
     validateFileWrite(path, file.size, this.maxFileBytes);
     if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
     return this.calls.run(id, async () => {
-      const s = await this.load(id, scope, false);
+      const s = await this.store.load(id, scope, false);
       try {
-        this.touch(s);
+        this.store.touch(s);
         const open = () => Promise.resolve(file.content);
         await stageFiles(this.platform.transport(s.r), [{ path, size: file.size, open }]);
       } catch (err) {
@@ -302,9 +252,9 @@ export class SessionBackend implements Backend {
   async readSessionFile(id: string, path: string, scope?: Scope): Promise<SessionFile> {
     this.assertOpen();
     assertSafeWorkspacePath(path);
-    const s = await this.load(id, scope, false);
+    const s = await this.store.load(id, scope, false);
     try {
-      this.touch(s);
+      this.store.touch(s);
       return await readWorkspaceFile(this.platform.transport(s.r), path);
     } catch (err) {
       throw this.fail(err, id, "reading the file");
@@ -313,9 +263,9 @@ export class SessionBackend implements Backend {
 
   async listSessionFiles(id: string, scope?: Scope): Promise<WorkspaceEntry[]> {
     this.assertOpen();
-    const s = await this.load(id, scope, false);
+    const s = await this.store.load(id, scope, false);
     try {
-      this.touch(s);
+      this.store.touch(s);
       return await listWorkspace(this.platform.transport(s.r));
     } catch (err) {
       throw this.fail(err, id, "listing the workspace");
@@ -330,19 +280,18 @@ export class SessionBackend implements Backend {
         logger: this.logger,
         concurrency: this.concurrency,
         pendingGraceMs: this.pendingGraceMs,
-        view: (r, state) => this.view(r, state),
-        readState: (r) => this.readState(r),
+        view: (r, state) => this.store.view(r, state),
+        readState: (r) => this.store.readState(r),
       },
       now,
     );
-    for (const r of report.reaped) this.cache.forget(r.id);
+    for (const r of report.reaped) this.store.cache.forget(r.id);
     return report;
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await Promise.allSettled([...this.background]);
-      await this.cache.close();
+      await this.store.close();
       await this.platform.close();
     })();
     return this.closing;
@@ -354,89 +303,10 @@ export class SessionBackend implements Backend {
     if (this.closing) throw new BackendUnavailableError(`the ${this.kind} backend is closed`);
   }
 
-  /** A session's info from its tags, the platform's state (if given) and this process's cache. */
-  private view(r: PlatformResource, state?: SessionState): SessionInfo | null {
-    const tags: LabelMap = r.tags;
-    const merged = mergeState(mergeState(r.state, state), this.cache.get(r.name));
-    return sessionFromTags(r.name, tags, merged, STATUS[r.phase]);
-  }
-
-  private async readState(r: PlatformResource): Promise<SessionState> {
-    if (r.state) return this.cache.stored(r.name, r.state);
-    return this.cache.stored(r.name, await this.platform.readState(r));
-  }
-
-  /** The resource of a valid session id, or SessionNotFoundError. */
-  private async find(id: string): Promise<PlatformResource> {
-    this.assertOpen();
-    if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
-    let r: PlatformResource | null;
-    try {
-      r = await this.platform.find(id);
-    } catch (err) {
-      throw this.platform.mapError(err, "looking up the session", id);
-    }
-    if (!r || r.name !== id) {
-      this.cache.forget(id);
-      throw new SessionNotFoundError(id);
-    }
-    return r;
-  }
-
-  /**
-   * The checks every session call makes: strict id, identity tags, owner, running, not
-   * expired. The stored state only moves deadlines later, so it is read only when `needState`
-   * (the caller shows it) or when the session looks expired without it.
-   */
-  private async load(id: string, scope: Scope | undefined, needState: boolean): Promise<Loaded> {
-    const r = await this.find(id);
-    let info = this.view(r);
-    if (!info || !inScope(info, scope)) throw new SessionNotFoundError(id);
-    if (r.phase === "stopped") this.removeInBackground(r, "stopped");
-    if (r.phase === "stopped" || r.phase === "removing") throw new SessionNotFoundError(id);
-    if (r.state === undefined && (needState || isExpired(lifetimeOf(info), this.now()))) {
-      try {
-        info = this.view(r, await this.readState(r));
-      } catch (err) {
-        throw this.platform.mapError(err, "reading the session state", id);
-      }
-      if (!info) throw new SessionNotFoundError(id);
-    }
-    const now = this.now();
-    if (isExpired(lifetimeOf(info), now)) {
-      this.removeInBackground(r, expiryReason(lifetimeOf(info), now) ?? "expired");
-      throw new SessionNotFoundError(id);
-    }
-    return { r, info };
-  }
-
-  /** Records activity in memory; the platform hears of it debounced, off the latency path. */
-  private touch(s: Loaded): void {
-    const id = s.r.name;
-    this.cache.touch(id, activityWriteIntervalMs(s.info.idleTimeoutSeconds), (at) =>
-      this.stateWrites.run(id, () => this.platform.writeState(s.r, { lastActiveAt: at })),
-    );
-  }
-
   private fail(err: unknown, id: string, what: string): CodeInterpreterError {
     const exhausted = exhaustionError(id, err);
     if (exhausted) return exhausted;
     if (isCodeInterpreterError(err)) return err;
     return this.platform.mapError(err, what, id);
-  }
-
-  private removeInBackground(r: PlatformResource, reason: ReapReason): void {
-    if (this.closing) return;
-    this.cache.forget(r.name);
-    const p: Promise<void> = this.platform
-      .remove(r)
-      .then((outcome) => {
-        if (outcome === "removed") this.logger.info({ sessionId: r.name, reason }, "reaped session");
-      })
-      .catch((err: unknown) =>
-        this.logger.warn({ sessionId: r.name, err: String(err) }, "background removal failed"),
-      )
-      .finally(() => this.background.delete(p));
-    this.background.add(p);
   }
 }

@@ -11,6 +11,7 @@ import type { Backend, ExecRequest, FileCollector, SessionInfo, StagedFile } fro
 import { NotFoundError, SessionNotFoundError } from "../errors.js";
 import { readAll } from "../exec-runner.js";
 import { TRUNCATION_MARKER } from "../output.js";
+import { describeSessionLayerRows } from "./conformance-layer.js";
 
 export interface ConformanceHarness {
   backend: Backend;
@@ -332,12 +333,19 @@ export function describeBackendConformance(
       expect(t).toMatchObject({ timedOut: true, exitCode: null });
     });
 
+    describeSessionLayerRows({
+      backend: () => b,
+      create,
+      makeBackend,
+      maxLifetimeSeconds: maxLifetime,
+    });
+
     it("reaps an expired session", async () => {
       const s = await create({ ttlSeconds: 2 });
       const wait = s.expiresAt - Date.now() + 500;
       if (wait > 0) await sleep(wait);
       const report = await b.reap();
-      if (!opts.selfExpiring) expect(report.reaped.map((r) => r.id)).toContain(s.id);
+      if (!opts.selfExpiring) expect(report.reaped).toContainEqual({ id: s.id, reason: "expired" });
       expect(report.failed).toEqual([]);
       expect((await b.listSessions()).map((x) => x.id)).not.toContain(s.id);
       await expect(b.getSession(s.id)).rejects.toBeInstanceOf(SessionNotFoundError);
