@@ -18,10 +18,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import Dockerode from "dockerode";
-import { loadConfig, executorLimits } from "@code-interpreter/core";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
-import { createApp } from "../dist/index.js";
+import { createApp, executorLimits, loadConfig } from "../dist/index.js";
 
 const N = Number(process.env.BENCH_ITERATIONS ?? 15);
 const LIST_SESSIONS = Number(process.env.BENCH_LIST_SESSIONS ?? 100);

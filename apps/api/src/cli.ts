@@ -4,7 +4,8 @@
  * server, shut down gracefully on SIGTERM/SIGINT.
  */
 import { pino, type Logger } from "pino";
-import { ConfigError, executorLimits, loadConfig, type Backend, type Config } from "@code-interpreter/core";
+import type { Backend } from "@code-interpreter/core";
+import { ConfigError, executorLimits, loadConfig, type Config } from "./config.js";
 import { createFileStore, type FileStore } from "@code-interpreter/files-client";
 import { startServer, type RunningServer } from "./server.js";
 import { API_VERSION } from "./version.js";

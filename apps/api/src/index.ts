@@ -10,6 +10,7 @@ export {
 } from "./metrics.js";
 export { toErrorAnswer, UnauthorizedError, BadRequestError, LengthRequiredError } from "./http-errors.js";
 export { API_VERSION } from "./version.js";
+export { ConfigError, configSchema, envSchema, executorLimits, loadConfig, type Config } from "./config.js";
 export {
   runMain,
   createBackendFromConfig,

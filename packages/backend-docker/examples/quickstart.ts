@@ -5,7 +5,8 @@
  * `bash images/executor/build-offline.sh`), DEFAULT_EXECUTOR_LIMITS, DOCKER_HOST or the default
  * socket.
  */
-import { createDockerBackend } from "@code-interpreter/backend-docker";
+// In your project: import { createDockerBackend } from "@code-interpreter/backend-docker";
+import { createDockerBackend } from "../src/index.js";
 
 export async function quickstart(): Promise<{ session: string; oneShot: string }> {
   const backend = createDockerBackend();

@@ -114,6 +114,15 @@ export class DockerPlatform implements SessionPlatform {
     await writeStateFile(this.container(r), patch, this.signal());
   }
 
+  /** From the engine's cgroup counters (`stats`, one-shot): no process runs in the container for it. */
+  async processSlotsExhausted(r: PlatformResource): Promise<boolean> {
+    const options = { stream: false as const, "one-shot": true, abortSignal: this.signal() };
+    const stats = await this.container(r).stats(options);
+    const { current, limit } = stats.pids_stats ?? {};
+    // A run needs two processes (our runner and the program): one slot left is none.
+    return typeof current === "number" && typeof limit === "number" && limit > 0 && current >= limit - 1;
+  }
+
   mapError(err: unknown, what: string, sessionId?: string) {
     return sessionId === undefined
       ? mapDockerError(err, what, this.o.image)

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NotFoundError, TRUNCATION_MARKER, readAll, type ExecRequest } from "@code-interpreter/core";
+import { buffer as readAll } from "node:stream/consumers";
+import { NotFoundError, TRUNCATION_MARKER, type ExecRequest } from "@code-interpreter/core";
 import { cleanup, makeBackend, plainExec, sessionReq, staged, track } from "./helpers.js";
 
 const backend = makeBackend();

@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execCapture } from "@code-interpreter/core";
+import { execCapture } from "@code-interpreter/core/backend-kit";
 import { DockerExecTransport } from "../src/index.js";
 import { cleanup, docker, makeBackend, sessionReq, track } from "./helpers.js";
 

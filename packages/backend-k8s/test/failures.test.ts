@@ -5,15 +5,8 @@
  */
 import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  BackendError,
-  BackendUnavailableError,
-  SessionNotFoundError,
-  newExecutorName,
-  newLifetime,
-  newSessionId,
-  sessionTags,
-} from "@code-interpreter/core";
+import { BackendError, BackendUnavailableError, SessionNotFoundError } from "@code-interpreter/core";
+import { newExecutorName, newLifetime, newSessionId, sessionTags } from "@code-interpreter/core/backend-kit";
 import { buildExecutorPod, buildSessionPod, type KubernetesBackend } from "../src/index.js";
 import type { FakeApiServer } from "./fake-apiserver/server.js";
 import { IMAGE, NAMESPACE, backendOptions, limits, makeBackend, startFake } from "./helpers.js";

@@ -6,7 +6,7 @@ import {
   newLifetime,
   newSessionId,
   sessionTags,
-} from "@code-interpreter/core";
+} from "@code-interpreter/core/backend-kit";
 import {
   ANNOTATION_EXPIRES_AT,
   ANNOTATION_LAST_ACTIVE_AT,

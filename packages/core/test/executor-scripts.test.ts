@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { runnerStdin } from "../src/index.js";
+import { runnerStdin } from "./core.js";
 
 /** Parses the framing the runner reads: "<codeBytes> <stdinBytes>\n", code, stdin. */
 function unframe(buf: Buffer): { code: string; stdin: string; codeBytes: number; stdinBytes: number } {

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { executorLimits, loadConfig } from "@code-interpreter/core";
+import { executorLimits, loadConfig } from "../../src/config.js";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { dockerExec } from "./docker-platform.js";

@@ -88,6 +88,13 @@ export interface SessionPlatform {
   writeState(r: PlatformResource, patch: SessionState): Promise<void>;
 
   /**
+   * Optional: true when the resource cannot start another process (its pids limit is used
+   * up). Asked only after a call failed or its program never ran. Platforms that cannot
+   * tell omit it (the layer then goes by what the runtime and runner reported).
+   */
+  processSlotsExhausted?(r: PlatformResource): Promise<boolean>;
+
+  /**
    * Maps anything the platform threw onto core's typed errors. With `sessionId`, an answer
    * meaning "the resource is gone / not running" becomes SessionNotFoundError.
    */

@@ -23,6 +23,7 @@ import type {
 import { silentLogger } from "../backend.js";
 import {
   BackendUnavailableError,
+  SessionExhaustedError,
   SessionNotFoundError,
   isCodeInterpreterError,
   type CodeInterpreterError,
@@ -218,11 +219,13 @@ export class SessionBackend implements Backend {
           maxFileBytes: this.maxFileBytes,
           onStarted: () => this.store.touch(s),
         });
-        const exhausted = exhaustionError(id, result);
+        // The program never ran (no exit status, no timeout): was there no process slot for it?
+        const neverRan = result.exitCode === null && !result.timedOut;
+        const exhausted = exhaustionError(id, result) ?? (neverRan ? await this.probe(s.r, id) : null);
         if (exhausted) throw exhausted;
         return result;
       } catch (err) {
-        throw this.fail(err, id, "running code in the session");
+        throw await this.fail(err, s.r, id, "running code in the session");
       }
     });
   }
@@ -243,7 +246,7 @@ export class SessionBackend implements Backend {
         const open = () => Promise.resolve(file.content);
         await stageFiles(this.platform.transport(s.r), [{ path, size: file.size, open }]);
       } catch (err) {
-        throw this.fail(err, id, "writing the file");
+        throw await this.fail(err, s.r, id, "writing the file");
       }
       return { path, kind: "file" as const, sizeBytes: file.size };
     });
@@ -257,7 +260,7 @@ export class SessionBackend implements Backend {
       this.store.touch(s);
       return await readWorkspaceFile(this.platform.transport(s.r), path);
     } catch (err) {
-      throw this.fail(err, id, "reading the file");
+      throw await this.fail(err, s.r, id, "reading the file");
     }
   }
 
@@ -268,7 +271,7 @@ export class SessionBackend implements Backend {
       this.store.touch(s);
       return await listWorkspace(this.platform.transport(s.r));
     } catch (err) {
-      throw this.fail(err, id, "listing the workspace");
+      throw await this.fail(err, s.r, id, "listing the workspace");
     }
   }
 
@@ -303,10 +306,25 @@ export class SessionBackend implements Backend {
     if (this.closing) throw new BackendUnavailableError(`the ${this.kind} backend is closed`);
   }
 
-  private fail(err: unknown, id: string, what: string): CodeInterpreterError {
+  private async fail(
+    err: unknown,
+    r: PlatformResource,
+    id: string,
+    what: string,
+  ): Promise<CodeInterpreterError> {
     const exhausted = exhaustionError(id, err);
     if (exhausted) return exhausted;
+    if (isCodeInterpreterError(err) && err.status < 500) return err;
+    const probed = await this.probe(r, id);
+    if (probed) return probed;
     if (isCodeInterpreterError(err)) return err;
     return this.platform.mapError(err, what, id);
+  }
+
+  /** Asks the platform (when it can tell) whether the session's process limit is used up. */
+  private async probe(r: PlatformResource, id: string): Promise<SessionExhaustedError | null> {
+    if (!this.platform.processSlotsExhausted) return null;
+    const full = await this.platform.processSlotsExhausted(r).catch(() => false);
+    return full ? new SessionExhaustedError(id) : null;
   }
 }

@@ -1,10 +1,14 @@
 /**
- * Configuration from environment variables, validated with zod. A bad value stops start-up
- * with a message naming the variable. Names follow the REST contract (API.md) and the onyx
- * code-interpreter service, so existing deployments keep their settings.
+ * The server's configuration from environment variables, validated with zod. A bad value
+ * stops start-up with a message naming the variable. Names follow the REST contract (API.md)
+ * and the onyx code-interpreter service, so existing deployments keep their settings. The
+ * `Config` type is derived from the schema (z.output), not written out by hand.
+ *
+ * Executor limits have library defaults in core (`DEFAULT_EXECUTOR_LIMITS`); the defaults
+ * below are the same numbers, as the server's documented environment.
  */
 import { z } from "zod";
-import type { ExecutorLimits } from "./limits.js";
+import type { ExecutorLimits } from "@code-interpreter/core";
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -37,7 +41,7 @@ const list = z.string().transform((v) =>
 );
 
 /** Environment variable name → schema, with defaults applied to absent (or empty) variables. */
-const envSchema = z.object({
+export const envSchema = z.object({
   EXECUTOR_BACKEND: z.enum(["docker", "kubernetes"]).default("docker"),
   EXECUTOR_IMAGE: z.string().trim().min(1).default("code-interpreter-executor:latest"),
   HOST: z.string().trim().min(1).default("0.0.0.0"),
@@ -75,40 +79,44 @@ const envSchema = z.object({
   KUBERNETES_RUNTIME_CLASS: z.string().trim().optional(),
 });
 
-export interface Config {
-  executorBackend: "docker" | "kubernetes";
-  executorImage: string;
-  host: string;
-  port: number;
-  apiKeys: string[];
-  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
-  maxExecTimeoutMs: number;
-  defaultExecTimeoutMs: number;
-  maxOutputBytes: number;
-  cpuTimeLimitSec: number;
-  memoryLimitMb: number;
-  cpuLimit: number;
-  pidsLimit: number;
-  workspaceSizeMb: number;
-  tmpSizeMb: number;
-  fileStorageDir: string;
-  fileServiceUrl: string | undefined;
-  maxFileSizeBytes: number;
-  fileTtlSec: number;
-  maxSessions: number;
-  sessionMaxLifetimeSeconds: number;
-  sessionReaperIntervalSeconds: number;
-  shutdownTimeoutSeconds: number;
-  dockerHost: string | undefined;
+/** The environment, parsed, as the server uses it. */
+export const configSchema = envSchema.transform((e) => ({
+  executorBackend: e.EXECUTOR_BACKEND,
+  executorImage: e.EXECUTOR_IMAGE,
+  host: e.HOST,
+  port: e.PORT,
+  apiKeys: e.API_KEYS,
+  logLevel: e.LOG_LEVEL,
+  maxExecTimeoutMs: e.MAX_EXEC_TIMEOUT_MS,
+  // A default above the cap would make every request without timeout_ms fail.
+  defaultExecTimeoutMs: Math.min(e.DEFAULT_EXEC_TIMEOUT_MS, e.MAX_EXEC_TIMEOUT_MS),
+  maxOutputBytes: e.MAX_OUTPUT_BYTES,
+  cpuTimeLimitSec: e.CPU_TIME_LIMIT_SEC,
+  memoryLimitMb: e.MEMORY_LIMIT_MB,
+  cpuLimit: e.CPU_LIMIT,
+  pidsLimit: e.PIDS_LIMIT,
+  workspaceSizeMb: e.WORKSPACE_SIZE_MB,
+  tmpSizeMb: e.TMP_SIZE_MB,
+  fileStorageDir: e.FILE_STORAGE_DIR,
+  fileServiceUrl: e.FILE_SERVICE_URL,
+  maxFileSizeBytes: Math.floor(e.MAX_FILE_SIZE_MB * 1024 * 1024),
+  fileTtlSec: e.FILE_TTL_SEC,
+  maxSessions: e.MAX_SESSIONS,
+  sessionMaxLifetimeSeconds: e.SESSION_MAX_LIFETIME_SECONDS,
+  sessionReaperIntervalSeconds: e.SESSION_REAPER_INTERVAL_SECONDS,
+  shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
+  dockerHost: e.DOCKER_HOST,
   kubernetes: {
-    namespace: string;
-    imagePullPolicy: "Always" | "IfNotPresent" | "Never";
-    podReadyTimeoutSec: number;
-    ownerDeployment: string | undefined;
-    networkLockdown: boolean;
-    runtimeClass: string | undefined;
-  };
-}
+    namespace: e.KUBERNETES_EXECUTOR_NAMESPACE,
+    imagePullPolicy: e.KUBERNETES_IMAGE_PULL_POLICY,
+    podReadyTimeoutSec: e.KUBERNETES_POD_READY_TIMEOUT_SEC,
+    ownerDeployment: e.KUBERNETES_OWNER_DEPLOYMENT,
+    networkLockdown: e.KUBERNETES_NETWORK_LOCKDOWN,
+    runtimeClass: e.KUBERNETES_RUNTIME_CLASS,
+  },
+}));
+
+export type Config = z.output<typeof configSchema>;
 
 export class ConfigError extends Error {
   constructor(readonly issues: string[]) {
@@ -124,7 +132,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const v = env[key];
     if (v !== undefined && v.trim() !== "") input[key] = v;
   }
-  const parsed = envSchema.safeParse(input);
+  const parsed = configSchema.safeParse(input);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((i) => {
@@ -134,48 +142,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       }),
     );
   }
-  const e = parsed.data;
-  if (e.DEFAULT_EXEC_TIMEOUT_MS > e.MAX_EXEC_TIMEOUT_MS) {
-    // A default above the cap would make every request without timeout_ms fail.
-    e.DEFAULT_EXEC_TIMEOUT_MS = e.MAX_EXEC_TIMEOUT_MS;
-  }
-  return {
-    executorBackend: e.EXECUTOR_BACKEND,
-    executorImage: e.EXECUTOR_IMAGE,
-    host: e.HOST,
-    port: e.PORT,
-    apiKeys: e.API_KEYS,
-    logLevel: e.LOG_LEVEL,
-    maxExecTimeoutMs: e.MAX_EXEC_TIMEOUT_MS,
-    defaultExecTimeoutMs: e.DEFAULT_EXEC_TIMEOUT_MS,
-    maxOutputBytes: e.MAX_OUTPUT_BYTES,
-    cpuTimeLimitSec: e.CPU_TIME_LIMIT_SEC,
-    memoryLimitMb: e.MEMORY_LIMIT_MB,
-    cpuLimit: e.CPU_LIMIT,
-    pidsLimit: e.PIDS_LIMIT,
-    workspaceSizeMb: e.WORKSPACE_SIZE_MB,
-    tmpSizeMb: e.TMP_SIZE_MB,
-    fileStorageDir: e.FILE_STORAGE_DIR,
-    fileServiceUrl: e.FILE_SERVICE_URL,
-    maxFileSizeBytes: Math.floor(e.MAX_FILE_SIZE_MB * 1024 * 1024),
-    fileTtlSec: e.FILE_TTL_SEC,
-    maxSessions: e.MAX_SESSIONS,
-    sessionMaxLifetimeSeconds: e.SESSION_MAX_LIFETIME_SECONDS,
-    sessionReaperIntervalSeconds: e.SESSION_REAPER_INTERVAL_SECONDS,
-    shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
-    dockerHost: e.DOCKER_HOST,
-    kubernetes: {
-      namespace: e.KUBERNETES_EXECUTOR_NAMESPACE,
-      imagePullPolicy: e.KUBERNETES_IMAGE_PULL_POLICY,
-      podReadyTimeoutSec: e.KUBERNETES_POD_READY_TIMEOUT_SEC,
-      ownerDeployment: e.KUBERNETES_OWNER_DEPLOYMENT,
-      networkLockdown: e.KUBERNETES_NETWORK_LOCKDOWN,
-      runtimeClass: e.KUBERNETES_RUNTIME_CLASS,
-    },
-  };
+  return parsed.data;
 }
 
-/** The limits every backend applies to executor containers/pods, derived from Config. */
+/** The limits every backend applies to executor containers/pods, from the server's config. */
 export function executorLimits(c: Config): ExecutorLimits {
   return {
     memoryLimitMb: c.memoryLimitMb,

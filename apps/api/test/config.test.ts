@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, executorLimits, loadConfig } from "../src/index.js";
+import { ConfigError, executorLimits, loadConfig } from "../src/config.js";
 
 function configError(env: Record<string, string>): ConfigError {
   try {
