@@ -6,18 +6,15 @@
  */
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import {
-  DEFAULT_EXECUTOR_LIMITS,
-  ValidationError,
-  silentLogger,
-  type ExecutorLimits,
-  type Logger,
-} from "@code-interpreter/core";
-import { SessionBackend } from "@code-interpreter/core/backend-kit";
+  SessionBackend,
+  resolveCommonOptions,
+  type CommonBackendOptions,
+} from "@code-interpreter/core/backend-kit";
 import { KubernetesPlatform } from "./platform.js";
 import { Pods, ownerLookup } from "./pods.js";
 import type { ImagePullPolicy } from "./pod-spec.js";
 
-export interface KubernetesBackendOptions {
+export interface KubernetesBackendOptions extends CommonBackendOptions {
   /** @default `loadFromDefault()`: $KUBECONFIG / ~/.kube/config, or the in-cluster service account */
   kubeConfig?: KubeConfig;
   /** Namespace of the executor pods. @default "default" */
@@ -28,12 +25,6 @@ export interface KubernetesBackendOptions {
   imagePullPolicy?: ImagePullPolicy;
   /** How long a pod may take to run, seconds. @default 60 */
   podReadyTimeoutSec?: number;
-  /** Container limits; missing fields take their defaults. @default DEFAULT_EXECUTOR_LIMITS */
-  limits?: Partial<ExecutorLimits>;
-  /** Hard cap on a session's life, seconds (SESSION_MAX_LIFETIME_SECONDS). @default 86400 */
-  sessionMaxLifetimeSeconds?: number;
-  /** Per-file cap for collected and written files, bytes. @default 104857600 (100 MiB) */
-  maxFileBytes?: number;
   /** Name of the API's own Deployment (same namespace): pods get an ownerReference to it. @default none */
   ownerDeployment?: string;
   /** Adds the network-lockdown init container (see README: needs iptables and NET_ADMIN). @default false */
@@ -42,14 +33,8 @@ export interface KubernetesBackendOptions {
   networkLockdownImage?: string;
   /** RuntimeClass of the pods (e.g. gVisor). @default none */
   runtimeClass?: string;
-  /** @default a logger that drops everything */
-  logger?: Logger;
-  /** Clock (unix ms), injectable for tests. @default Date.now */
-  now?: () => number;
   /** First poll interval while waiting for a pod to run (backs off to 1 s). @default 250 */
   pollIntervalMs?: number;
-  /** Parallel state reads and removals in listSessions and reap. @default 8 */
-  concurrency?: number;
 }
 
 export class KubernetesBackend extends SessionBackend {
@@ -57,15 +42,9 @@ export class KubernetesBackend extends SessionBackend {
     const kc = opts.kubeConfig ?? defaultKubeConfig();
     const namespace = opts.namespace ?? "default";
     const image = opts.image ?? "code-interpreter-executor:latest";
-    const maxLifetime = opts.sessionMaxLifetimeSeconds ?? 86_400;
-    if (!Number.isInteger(maxLifetime) || maxLifetime < 1) {
-      throw new ValidationError("sessionMaxLifetimeSeconds must be a positive integer");
-    }
-    const maxFileBytes = opts.maxFileBytes ?? 100 * 1024 * 1024;
+    const common = resolveCommonOptions(opts);
+    const { limits, logger, now, maxFileBytes } = common;
     const podReadyTimeoutSec = opts.podReadyTimeoutSec ?? 60;
-    const limits: ExecutorLimits = { ...DEFAULT_EXECUTOR_LIMITS, ...opts.limits };
-    const logger = opts.logger ?? silentLogger;
-    const now = opts.now ?? Date.now;
     const core = kc.makeApiClient(CoreV1Api);
     const pods = new Pods({
       core,
@@ -96,12 +75,8 @@ export class KubernetesBackend extends SessionBackend {
       now,
     });
     super(platform, {
-      sessionMaxLifetimeSeconds: maxLifetime,
-      maxFileBytes,
+      ...common,
       cpuTimeLimitSec: limits.cpuTimeLimitSec,
-      logger,
-      now,
-      concurrency: opts.concurrency,
       // A pod may legitimately be pending while a create waits for it.
       pendingGraceMs: Math.max(120_000, podReadyTimeoutSec * 1000 + 60_000),
     });

@@ -7,6 +7,11 @@
 export { SessionBackend, type SessionBackendOptions } from "./sessions/session-backend.js";
 export type { PlatformResource, ResourcePhase, SessionPlatform, SessionSpec } from "./sessions/platform.js";
 export { KeyedMutex, mapLimit } from "./sessions/keyed-mutex.js";
+export {
+  resolveCommonOptions,
+  type CommonBackendOptions,
+  type ResolvedCommonOptions,
+} from "./sessions/options.js";
 export { poll, PollTimeoutError, type PollOptions } from "./sessions/poll.js";
 export {
   ACTIVITY_WRITE_MAX_INTERVAL_MS,

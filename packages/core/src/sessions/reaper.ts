@@ -19,6 +19,8 @@ export interface ReapContext {
   /** The session as the layer sees it (tags + given state + what this process knows). */
   view(r: PlatformResource, state?: SessionState): SessionInfo | null;
   readState(r: PlatformResource): Promise<SessionState>;
+  /** False once the resource is gone or no longer running (see SessionStore.stillRunning). */
+  stillRunning(id: string): Promise<boolean>;
 }
 
 interface Job {
@@ -54,7 +56,9 @@ export async function reapResources(ctx: ReapContext, now: number): Promise<Reap
       } catch (err) {
         const mapped = platform.mapError(err, "reading the session state", r.name);
         // Gone meanwhile (its keeper ended it, another reaper removed it): not a failure.
-        if (mapped.status !== 404) report.failed.push({ id: r.name, error: mapped.message });
+        if (mapped.status !== 404 && (await ctx.stillRunning(r.name))) {
+          report.failed.push({ id: r.name, error: mapped.message });
+        }
         return null;
       }
     }

@@ -285,6 +285,7 @@ export class SessionBackend implements Backend {
         pendingGraceMs: this.pendingGraceMs,
         view: (r, state) => this.store.view(r, state),
         readState: (r) => this.store.readState(r),
+        stillRunning: (id) => this.store.stillRunning(id),
       },
       now,
     );

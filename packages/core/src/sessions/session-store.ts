@@ -4,6 +4,7 @@
  * holds (cache + activity, see activity.ts), listing, and removal of dead sessions found on
  * access. Used by SessionBackend; no platform-specific code.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger, Scope, SessionInfo, SessionStatus } from "../backend.js";
 import { BackendUnavailableError, SessionNotFoundError } from "../errors.js";
 import { expiryReason, isExpired, type ReapReason } from "../lifetime.js";
@@ -12,6 +13,9 @@ import { inScope, lifetimeOf, sessionFromTags, type SessionState } from "../sess
 import { StateCache, activityWriteIntervalMs, mergeState } from "./activity.js";
 import { KeyedMutex, mapLimit } from "./keyed-mutex.js";
 import type { PlatformResource, SessionPlatform } from "./platform.js";
+
+/** How many times (200 ms apart) a failed read re-checks that its resource still runs. */
+const STILL_RUNNING_CHECKS = 5;
 
 export interface Loaded {
   r: PlatformResource;
@@ -83,7 +87,12 @@ export class SessionStore {
       try {
         info = this.view(r, await this.readState(r));
       } catch (err) {
-        throw this.platform.mapError(err, "reading the session state", id);
+        const mapped = this.platform.mapError(err, "reading the session state", id);
+        // Removed or ended meanwhile (a delete, the keeper, another reaper): gone for the caller.
+        if (!(mapped instanceof BackendUnavailableError) && !(await this.stillRunning(id))) {
+          throw new SessionNotFoundError(id);
+        }
+        throw mapped;
       }
       if (!info) throw new SessionNotFoundError(id);
     }
@@ -108,7 +117,8 @@ export class SessionStore {
     }
     const now = this.now();
     const infos = await mapLimit(found, this.concurrency, async (r) => {
-      if (r.phase !== "running" && r.phase !== "pending") return null;
+      // Pending: a create still in flight (counted by its caller), not usable yet.
+      if (r.phase !== "running") return null;
       let info = this.view(r);
       if (!info || !inScope(info, scope)) return null;
       if (isExpired(lifetimeOf(info), now) && r.state === undefined) {
@@ -126,6 +136,20 @@ export class SessionStore {
     return infos
       .filter((s): s is SessionInfo => s !== null)
       .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  }
+
+  /**
+   * False when the resource is gone or no longer running. A container being removed can
+   * still report "running" for a moment, so a running answer is asked again a few times.
+   */
+  async stillRunning(id: string): Promise<boolean> {
+    for (let i = 0; i < STILL_RUNNING_CHECKS; i++) {
+      if (i > 0) await sleep(200);
+      const r = await this.platform.find(id).catch(() => undefined);
+      if (r === undefined) return true; // unknown: let the caller report the original error
+      if (r === null || r.phase !== "running") return false;
+    }
+    return true;
   }
 
   /** For deleteSession: false when stopped or expired; unreadable state counts as live. */

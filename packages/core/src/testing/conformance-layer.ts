@@ -3,6 +3,7 @@
  * between backends. Called from describeBackendConformance; each row runs on every backend.
  */
 import { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { expect, it } from "vitest";
 import type { Backend, CreateSessionRequest, ExecRequest, SessionInfo } from "../backend.js";
 import {
@@ -27,7 +28,6 @@ const sh = (code: string): ExecRequest => ({
   timeoutMs: 20_000,
   maxOutputBytes: 10_000,
 });
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const rejection = <T>(p: Promise<T>) =>
   p.then(
     () => null,

@@ -6,10 +6,11 @@
  *   describeBackendConformance("docker", async () => ({ backend, cleanup: () => ... }));
  */
 import { Readable } from "node:stream";
+import { buffer as readAll } from "node:stream/consumers";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Backend, ExecRequest, FileCollector, SessionInfo, StagedFile } from "../backend.js";
 import { NotFoundError, SessionNotFoundError } from "../errors.js";
-import { readAll } from "../exec-runner.js";
 import { TRUNCATION_MARKER } from "../output.js";
 import { describeSessionLayerRows } from "./conformance-layer.js";
 
@@ -49,8 +50,6 @@ function collector(into: Map<string, Buffer>): FileCollector {
     return `file-${into.size}`;
   };
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Every byte value, twice, plus a multi-byte UTF-8 tail: catches any text-mode mangling. */
 const BINARY = Buffer.concat([
