@@ -153,3 +153,26 @@ describe("the state volume", { timeout: 120_000 }, () => {
     expect(await anonymousVolumes()).toBe(before);
   });
 });
+
+describe("debounced activity", { timeout: 120_000 }, () => {
+  it("never lets the keeper's idle deadline end a session in use", async () => {
+    // Idle timeout 4 s: activity reaches the state file at most every second; the keeper gets
+    // that second as slack. Calls every 1.5 s for 12 s keep the session alive throughout.
+    const s = await backend.createSession(sessionReq({ idleTimeoutSeconds: 4 }));
+    track(s.id);
+    const until = Date.now() + 12_000;
+    while (Date.now() < until) {
+      const r = await backend.execInSession(s.id, {
+        language: "bash",
+        code: "echo ok",
+        timeoutMs: 10_000,
+        maxOutputBytes: 100,
+      });
+      expect(r.stdout).toBe("ok\n");
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+    expect((await backend.getSession(s.id)).id).toBe(s.id);
+    // Left alone, it ends: by its keeper (idle + slack) or, found on access, by the layer.
+    expect(await gone(s.id, 15_000)).toBe(true);
+  });
+});

@@ -168,7 +168,8 @@ export class KubernetesPlatform implements SessionPlatform {
 
   mapError(err: unknown, what: string, sessionId?: string): CodeInterpreterError {
     if (sessionId !== undefined && isNotFound(err)) return new SessionNotFoundError(sessionId);
-    return toCoreError(err, what) as CodeInterpreterError;
+    // The layer names operations with a gerund ("creating the session"); k8s-errors says "failed to <what>".
+    return toCoreError(err, `finish ${what}`) as CodeInterpreterError;
   }
 
   async close(): Promise<void> {
