@@ -9,18 +9,21 @@
 //   one-shot   backend.execute()                       vs  raw `docker run --rm`
 //   session    POST /v1/sessions/{id}/execute (HTTP)   vs  raw `docker exec` in a running container
 //   session    POST + DELETE /v1/sessions (HTTP)       vs  raw container create+start+remove
+//   listing    GET /v1/sessions with BENCH_LIST_SESSIONS (default 100) live sessions
+//                                                      vs  raw label-filtered container list
+//              (target: under 0.5 s on an idle machine; one engine call, no exec per session)
 // Writes bench-results.json beside the current directory's package and prints a table.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import Dockerode from "dockerode";
-import { loadConfig, executorLimits } from "@code-interpreter/core";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
-import { createApp } from "../dist/index.js";
+import { createApp, executorLimits, loadConfig } from "../dist/index.js";
 
 const N = Number(process.env.BENCH_ITERATIONS ?? 15);
+const LIST_SESSIONS = Number(process.env.BENCH_LIST_SESSIONS ?? 100);
 const WARMUP = 2;
 const CODE = "print(sum(range(1000)))";
 const config = loadConfig({ LOG_LEVEL: "silent", MAX_SESSIONS: "0" });
@@ -149,6 +152,7 @@ async function main() {
         rawLife,
       ],
     ];
+    pairs.push(await measureListing(base, post));
     for (const [ours, baseline] of pairs) {
       rows.push({
         ...ours,
@@ -174,6 +178,34 @@ async function main() {
     );
   }
   writeFileSync("bench-results.json", JSON.stringify({ iterations: N, rows }, null, 2) + "\n");
+}
+
+/** GET /v1/sessions with LIST_SESSIONS live sessions vs the raw label-filtered list; deletes them after. */
+async function measureListing(base, post) {
+  const ids = [];
+  try {
+    for (let i = 0; i < LIST_SESSIONS; i += 10) {
+      const batch = Array.from({ length: Math.min(10, LIST_SESSIONS - i) }, () => post("/v1/sessions", {}));
+      for (const s of await Promise.all(batch)) ids.push(s.session_id);
+    }
+    const ours = await measure(`API GET /v1/sessions (${LIST_SESSIONS} live)`, async () => {
+      const r = await fetch(`${base}/v1/sessions`);
+      const body = await r.json();
+      if (!r.ok) throw new Error(`list: ${r.status} ${JSON.stringify(body)}`);
+    });
+    const raw = await measure("raw label-filtered container list", () =>
+      docker.listContainers({ filters: { label: ["app=code-interpreter", "component=session"] } }),
+    );
+    return [ours, raw];
+  } finally {
+    for (let i = 0; i < ids.length; i += 10) {
+      await Promise.all(
+        ids
+          .slice(i, i + 10)
+          .map((id) => fetch(`${base}/v1/sessions/${id}`, { method: "DELETE" }).catch(() => undefined)),
+      );
+    }
+  }
 }
 
 main().catch((err) => {

@@ -5,7 +5,8 @@
  */
 import { parseArgs } from "node:util";
 import { pino, type Logger } from "pino";
-import { ConfigError, executorLimits, loadConfig, type Backend, type Config } from "@code-interpreter/core";
+import type { Backend } from "@code-interpreter/core";
+import { ConfigError, executorLimits, loadConfig, type Config } from "./config.js";
 import { createFileStore, type FileStore } from "@code-interpreter/files-client";
 import { startServer, type RunningServer } from "./server.js";
 import { requestIdMixin } from "./request-context.js";

@@ -1,4 +1,5 @@
-import type { Backend, BackendCapabilities, Config } from "@code-interpreter/core";
+import type { Backend, BackendCapabilities } from "@code-interpreter/core";
+import type { Config } from "./config.js";
 import { NotSupportedError } from "@code-interpreter/core";
 import type { FileStore } from "@code-interpreter/files-client";
 import type { RequestHandler } from "express";

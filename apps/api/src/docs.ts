@@ -7,7 +7,7 @@
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import express, { Router } from "express";
-import type { Config } from "@code-interpreter/core";
+import type { Config } from "./config.js";
 import { openApiDocument } from "./openapi.js";
 
 const SWAGGER_UI_DIR = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));

@@ -16,6 +16,7 @@ export {
   LengthRequiredError,
 } from "./http-errors.js";
 export { API_VERSION } from "./version.js";
+export { ConfigError, configSchema, envSchema, executorLimits, loadConfig, type Config } from "./config.js";
 export {
   runMain,
   createBackendFromConfig,

@@ -6,7 +6,7 @@
  * statuses a route answers.
  */
 import { z } from "zod";
-import type { Config } from "@code-interpreter/core";
+import type { Config } from "./config.js";
 import { RETRY_AFTER_SECONDS } from "./http-errors.js";
 import * as R from "./responses.js";
 import { listQuery, schemas, uploadForm } from "./schemas.js";

@@ -3,7 +3,7 @@
  * extra fields are ignored. Errors become 422 with the field named (see http-errors.ts).
  */
 import { z } from "zod";
-import type { Config } from "@code-interpreter/core";
+import type { Config } from "./config.js";
 
 /** "is required" for a missing field, "must be <type>" for a wrong one. */
 const typed = (what: string) => ({

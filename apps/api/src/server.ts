@@ -5,7 +5,8 @@
 import type { AddressInfo } from "node:net";
 import { createServer, type Server } from "node:http";
 import { pino, type Logger } from "pino";
-import type { Backend, Config } from "@code-interpreter/core";
+import type { Backend } from "@code-interpreter/core";
+import type { Config } from "./config.js";
 import type { FileStore } from "@code-interpreter/files-client";
 import { createApp } from "./app.js";
 import { clientErrorHandler } from "./http-errors.js";
@@ -37,6 +38,7 @@ const TRACKED = new Set<string | symbol>([
   "createSession",
   "getSession",
   "listSessions",
+  "countSessions",
   "deleteSession",
   "keepalive",
   "execInSession",

@@ -15,7 +15,7 @@ import Dockerode from "dockerode";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { executorLimits, loadConfig } from "@code-interpreter/core";
+import { executorLimits, loadConfig } from "../src/config.js";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { pino } from "pino";

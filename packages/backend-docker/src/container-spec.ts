@@ -3,10 +3,11 @@
  * do not change per container are computed once (see DockerBackend's constructor).
  */
 import type Dockerode from "dockerode";
-import { STATE_DIR, WORKSPACE_DIR, assertExecutorLimits, type ExecutorLimits } from "@code-interpreter/core";
+import { WORKSPACE_DIR, assertExecutorLimits, type ExecutorLimits } from "@code-interpreter/core";
+import { EXECUTOR_UID, STATE_DIR } from "@code-interpreter/core/backend-kit";
 
+export { EXECUTOR_UID };
 /** The unprivileged user code runs as (the executor image's default user too). */
-export const EXECUTOR_UID = 65532;
 export const EXECUTOR_USER = `${EXECUTOR_UID}:${EXECUTOR_UID}`;
 
 const MB = 1024 * 1024;
@@ -23,8 +24,6 @@ export function hardenedHostConfig(limits: ExecutorLimits): Dockerode.HostConfig
     Tmpfs: {
       [WORKSPACE_DIR]: `rw,nosuid,nodev,size=${limits.workspaceSizeMb}m,uid=${EXECUTOR_UID},gid=${EXECUTOR_UID},mode=0755`,
       "/tmp": `rw,nosuid,nodev,size=${limits.tmpSizeMb}m,mode=1777`,
-      // Root-owned: the session state file only the backend writes (exec as root).
-      [STATE_DIR]: "rw,nosuid,nodev,noexec,size=1m,mode=0755",
     },
     PidsLimit: limits.pidsLimit,
     Memory: memory,
@@ -36,6 +35,25 @@ export function hardenedHostConfig(limits: ExecutorLimits): Dockerode.HostConfig
     LogConfig: { Type: "none", Config: {} },
   };
 }
+
+/**
+ * Sessions only: the state volume (see state.ts). An anonymous volume, because the archive
+ * API reaches volumes but not HostConfig.Tmpfs mounts; backed by a small root-owned tmpfs the
+ * code can read but not write. It goes away with the container (AutoRemove, remove `v`).
+ */
+export const STATE_MOUNT: Dockerode.MountSettings = {
+  Type: "volume",
+  Source: "", // anonymous
+  Target: STATE_DIR,
+  VolumeOptions: {
+    NoCopy: true,
+    Labels: {},
+    DriverConfig: {
+      Name: "local",
+      Options: { type: "tmpfs", device: "tmpfs", o: "size=1m,mode=0755,noexec,nosuid,nodev" },
+    },
+  },
+};
 
 export interface ContainerTemplate {
   Image: string;
@@ -63,7 +81,7 @@ export function createOptions(
   name: string,
   labels: Record<string, string>,
   cmd: string[],
-  abortSignal?: AbortSignal,
+  opts: { abortSignal?: AbortSignal; stateVolume?: boolean } = {},
 ): Dockerode.ContainerCreateOptions {
   return {
     name,
@@ -79,7 +97,7 @@ export function createOptions(
     Tty: false,
     OpenStdin: false,
     NetworkDisabled: true,
-    HostConfig: t.HostConfig,
-    ...(abortSignal ? { abortSignal } : {}),
+    HostConfig: opts.stateVolume ? { ...t.HostConfig, Mounts: [STATE_MOUNT] } : t.HostConfig,
+    ...(opts.abortSignal ? { abortSignal: opts.abortSignal } : {}),
   };
 }

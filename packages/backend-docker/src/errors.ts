@@ -67,6 +67,11 @@ export function isNotFound(err: unknown): boolean {
   return engineStatus(err) === 404;
 }
 
+/** 404 from the archive API for a path that does not exist (the container itself does). */
+export function isMissingPath(err: unknown): boolean {
+  return engineStatus(err) === 404 && /could not find the file/i.test(engineMessage(err));
+}
+
 /** 409 "removal of container ... is already in progress" (another process is deleting it). */
 export function isRemovalInProgress(err: unknown): boolean {
   return engineStatus(err) === 409 && /already in progress/i.test(engineMessage(err));
@@ -122,7 +127,7 @@ export function mapDockerError(err: unknown, what: string, image?: string): Code
 
 /** As mapDockerError, but an engine "no such container"/"not running" means the session is gone. */
 export function mapSessionError(err: unknown, sessionId: string, what: string): CodeInterpreterError {
-  if (!isCodeInterpreterError(err) && (isNotFound(err) || isNotRunning(err)))
+  if (!isCodeInterpreterError(err) && !isMissingPath(err) && (isNotFound(err) || isNotRunning(err)))
     return new SessionNotFoundError(sessionId);
   return mapDockerError(err, what);
 }

@@ -42,7 +42,7 @@ export class DockerExecTransport implements ExecTransport {
       AttachStderr: true,
       AttachStdin: hasStdin,
       Tty: false,
-      User: opts.user === "root" ? "0:0" : undefined,
+      // Always the container's own (unprivileged) user: nothing of ours ever runs as root.
       abortSignal: AbortSignal.timeout(this.apiTimeoutMs),
     });
     let sock: Duplex;

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NotFoundError, TRUNCATION_MARKER, readAll, type ExecRequest } from "@code-interpreter/core";
+import { buffer as readAll } from "node:stream/consumers";
+import { NotFoundError, TRUNCATION_MARKER, type ExecRequest } from "@code-interpreter/core";
 import { cleanup, makeBackend, plainExec, sessionReq, staged, track } from "./helpers.js";
 
 const backend = makeBackend();
@@ -202,17 +203,24 @@ describe("session files", () => {
     ).rejects.toMatchObject({ status: 422 });
   });
 
-  it("records activity on file calls", async () => {
-    const before = (await plainExec(id, ["cat", "/run/code-interpreter/state.json"])).stdout.toString();
-    await new Promise((r) => setTimeout(r, 20));
-    await backend.listSessionFiles(id);
-    const after = JSON.parse(
-      (await plainExec(id, ["cat", "/run/code-interpreter/state.json"])).stdout.toString(),
-    ) as {
-      lastActiveAt: number;
-    };
-    expect(after.lastActiveAt).toBeGreaterThan(
-      (JSON.parse(before || "{}") as { lastActiveAt?: number }).lastActiveAt ?? 0,
-    );
+  it("records activity on file calls: at once in the session, soon after in its state file", async () => {
+    // Idle timeout 4 s: activity reaches the state file at most every second, off the call's path.
+    const s = track((await backend.createSession(sessionReq({ idleTimeoutSeconds: 4 }))).id);
+    const readFile = async () =>
+      (
+        JSON.parse(
+          (await plainExec(s, ["cat", "/run/code-interpreter/state.json"])).stdout.toString() || "{}",
+        ) as {
+          lastActiveAt?: number;
+        }
+      ).lastActiveAt ?? 0;
+    await new Promise((r) => setTimeout(r, 1100));
+    const before = (await backend.getSession(s)).lastActiveAt;
+    await backend.listSessionFiles(s);
+    const seen = (await backend.getSession(s)).lastActiveAt;
+    expect(seen).toBeGreaterThan(before);
+    const until = Date.now() + 5000;
+    while ((await readFile()) < seen && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    expect(await readFile()).toBeGreaterThanOrEqual(seen);
   });
 });

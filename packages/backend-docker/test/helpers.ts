@@ -1,7 +1,8 @@
 /** Test helpers: a backend on the real engine, and tracking of every container the tests create. */
 import { Readable } from "node:stream";
 import Dockerode from "dockerode";
-import { readAll, type ExecutorLimits, type StagedFile } from "@code-interpreter/core";
+import { buffer as readAll } from "node:stream/consumers";
+import { type ExecutorLimits, type StagedFile } from "@code-interpreter/core";
 import { createDockerBackend, type DockerBackend, type DockerBackendOptions } from "../src/index.js";
 
 export const IMAGE = process.env.EXECUTOR_IMAGE ?? "code-interpreter-executor:latest";
@@ -14,7 +15,6 @@ export const LIMITS: ExecutorLimits = {
   pidsLimit: 64,
   workspaceSizeMb: 64,
   tmpSizeMb: 16,
-  maxOutputBytes: 100_000,
 };
 
 /** Names (or ids) of containers created by this test process; removed in cleanup(). */

@@ -8,13 +8,13 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
+import { type ReapReport } from "@code-interpreter/core";
 import {
   LABEL_REAP_AFTER,
   newLifetime,
   sessionTags,
   toUnixSeconds,
-  type ReapReport,
-} from "@code-interpreter/core";
+} from "@code-interpreter/core/backend-kit";
 import {
   cleanup,
   docker,

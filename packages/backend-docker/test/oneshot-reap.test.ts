@@ -1,6 +1,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
-import { LABEL_REAP_AFTER, SessionNotFoundError, readAll, type OneShotRequest } from "@code-interpreter/core";
+import { buffer as readAll } from "node:stream/consumers";
+import { SessionNotFoundError, type OneShotRequest } from "@code-interpreter/core";
+import { LABEL_REAP_AFTER } from "@code-interpreter/core/backend-kit";
 import {
   IMAGE,
   cleanup,

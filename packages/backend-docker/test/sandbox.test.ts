@@ -3,15 +3,10 @@
  * holes), on the real engine: each test does what a hostile program would and checks it fails.
  */
 import { Readable } from "node:stream";
+import { buffer as readAll } from "node:stream/consumers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  ConflictError,
-  NotFoundError,
-  PayloadTooLargeError,
-  readAll,
-  stageFiles,
-  type ExecRequest,
-} from "@code-interpreter/core";
+import { ConflictError, NotFoundError, PayloadTooLargeError, type ExecRequest } from "@code-interpreter/core";
+import { stageFiles } from "@code-interpreter/core/backend-kit";
 import { DockerExecTransport } from "../src/index.js";
 import { cleanup, docker, gone, LIMITS, makeBackend, sessionReq, staged, track } from "./helpers.js";
 

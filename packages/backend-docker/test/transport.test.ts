@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execCapture } from "@code-interpreter/core";
+import { execCapture } from "@code-interpreter/core/backend-kit";
 import { DockerExecTransport } from "../src/index.js";
 import { cleanup, docker, makeBackend, sessionReq, track } from "./helpers.js";
 
@@ -23,9 +23,10 @@ describe("DockerExecTransport", () => {
     expect(r).toEqual({ exitCode: 3, stdout: Buffer.from("out\n"), stderr: Buffer.from("err\n") });
   });
 
-  it("runs as 65532 by default and as root only when asked", async () => {
+  it("runs every exec as 65532: the transport has no way to ask for root (issue 8, hole 1)", async () => {
     expect((await execCapture(t, ["id", "-u"])).stdout.toString()).toBe("65532\n");
-    expect((await execCapture(t, ["id", "-u"], { user: "root" })).stdout.toString()).toBe("0\n");
+    // @ts-expect-error -- ExecOptions has no user field any more; an extra field changes nothing.
+    expect((await execCapture(t, ["id", "-u"], { user: "root" })).stdout.toString()).toBe("65532\n");
   });
 
   it("half-closes a streamed stdin so the program sees EOF", async () => {

@@ -17,7 +17,7 @@
 import { PassThrough, type Readable } from "node:stream";
 import { Exec, type KubeConfig, type V1Status } from "@kubernetes/client-node";
 import type { ExecOptions, ExecProcess, ExecTransport } from "@code-interpreter/core";
-import { BackendError, NotSupportedError, SessionNotFoundError, isSessionId } from "@code-interpreter/core";
+import { BackendError, SessionNotFoundError, isSessionId } from "@code-interpreter/core";
 import { DEFAULT_K8S_REQUEST_TIMEOUT_MS, DeadlineKubeConfig, DeadlineWebSocketHandler } from "./deadline.js";
 import { isNotFound, toCoreError } from "./k8s-errors.js";
 import { EXECUTOR_CONTAINER } from "./pod-spec.js";
@@ -62,9 +62,6 @@ export class PodExecTransport implements ExecTransport {
   }
 
   async exec(cmd: string[], opts: ExecOptions = {}): Promise<ExecProcess> {
-    if (opts.user === "root") {
-      throw new NotSupportedError("exec as root is not available on Kubernetes (pods run as their own user)");
-    }
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     const hasStdin = opts.stdin !== undefined && opts.stdin !== null;

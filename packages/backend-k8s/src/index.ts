@@ -1,10 +1,7 @@
-export {
-  KubernetesBackend,
-  createKubernetesBackend,
-  sessionFromPod,
-  stateFromAnnotations,
-} from "./backend.js";
-export type { KubernetesBackendOptions } from "./backend.js";
+export { KubernetesBackend, createKubernetesBackend, type KubernetesBackendOptions } from "./backend.js";
+export { KubernetesPlatform, type KubernetesPlatformOptions } from "./platform.js";
+export { podResource, sessionFromPod, stateFromAnnotations } from "./lookup.js";
+export { Pods, type PodsOptions } from "./pods.js";
 export {
   ANNOTATION_EXPIRES_AT,
   ANNOTATION_EXPIRES_AT_ISO,

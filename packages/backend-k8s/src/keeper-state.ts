@@ -3,7 +3,8 @@
  * them, so the pod ends at its TTL and idle deadline even when no API runs
  * (`buildSessionPod({ keeperEnforcesExpiry: true })`, docs/kubernetes.md).
  */
-import { BackendError, execCapture, type ExecTransport } from "@code-interpreter/core";
+import { BackendError, type ExecTransport } from "@code-interpreter/core";
+import { execCapture } from "@code-interpreter/core/backend-kit";
 import { keeperStateCommand, type KeeperState } from "./pod-spec.js";
 
 /** Writes KEEPER_STATE_PATH in the pod through `t`; BackendError when the command fails. */

@@ -15,22 +15,22 @@
  *   a node (Burstable QoS; they share CPU under contention, never memory).
  */
 import type { V1OwnerReference, V1Pod, V1SecurityContext } from "@kubernetes/client-node";
+import { BackendError, type ExecutorLimits } from "@code-interpreter/core";
 import {
   EXECUTOR_REAP_MARGIN_MS,
-  BackendError,
   LABEL_REAP_AFTER,
   baseLabels,
   executorCommands,
   toUnixSeconds,
-  type ExecutorLimits,
   type LabelMap,
   type Lifetime,
-} from "@code-interpreter/core";
+  EXECUTOR_UID,
+} from "@code-interpreter/core/backend-kit";
 
 /** The one container in every pod; exec targets it by name. */
 export const EXECUTOR_CONTAINER = "executor";
-/** uid/gid of the executor image's unprivileged user (distroless "nonroot"). */
-export const EXECUTOR_UID = 65532;
+/** uid/gid of the executor image's unprivileged user (distroless "nonroot"); defined once, in core. */
+export { EXECUTOR_UID };
 
 const A = "code-interpreter.dev";
 /** Annotation, unix ms: the current expiry (keepalive moves it; the label keeps the original). */

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreV1Api } from "@kubernetes/client-node";
-import { BackendUnavailableError, BackendError, execCapture, newSessionId } from "@code-interpreter/core";
+import { BackendUnavailableError, BackendError } from "@code-interpreter/core";
+import { execCapture, newSessionId } from "@code-interpreter/core/backend-kit";
 import {
   DeadlineKubeConfig,
   KubernetesTimeoutError,

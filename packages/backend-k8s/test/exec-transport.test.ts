@@ -5,7 +5,7 @@
  * a command EOF on stdin.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execCapture, runCode } from "@code-interpreter/core";
+import { execCapture, runCode } from "@code-interpreter/core/backend-kit";
 import { EXEC_V5_PROTOCOL, PodExecTransport } from "../src/index.js";
 import { EXEC_V4, EXEC_V5, type FakeApiServer } from "./fake-apiserver/server.js";
 import { NAMESPACE, makeBackend, startFake } from "./helpers.js";

@@ -5,13 +5,8 @@
  */
 import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  BackendError,
-  BackendUnavailableError,
-  SessionNotFoundError,
-  newExecutorName,
-  newSessionId,
-} from "@code-interpreter/core";
+import { BackendError, BackendUnavailableError, SessionNotFoundError } from "@code-interpreter/core";
+import { newExecutorName, newSessionId } from "@code-interpreter/core/backend-kit";
 import { buildExecutorPod, buildSessionPod, type KubernetesBackend } from "../src/index.js";
 import type { FakeApiServer } from "./fake-apiserver/server.js";
 import {
@@ -157,7 +152,7 @@ describe("reaper, deletes and the prefix check", () => {
     unlabeled.metadata!.labels = { app: "something-else" };
     for (const p of [old, fresh, foreign, unlabeled]) fake.injectPod(p);
     const report = await backend.reap();
-    expect(report.reaped).toEqual([{ id: old.metadata!.name, reason: "orphaned" }]);
+    expect(report.reaped).toEqual([{ id: old.metadata!.name, reason: "orphaned-executor" }]);
     expect(fake.podNames().sort()).toEqual(
       [fresh.metadata!.name!, "my-database-0", unlabeled.metadata!.name!].sort(),
     );
@@ -224,13 +219,19 @@ describe("reaper, deletes and the prefix check", () => {
     await backend.deleteSession(s.id);
   });
 
-  it("a session whose pod ended (deadline, keeper exit) is gone and reaped", async () => {
+  it("a session whose pod ended (deadline, keeper exit) is gone: removed when found, else reaped as stopped", async () => {
+    // Found on access: not found for the caller, and removed in the background (as on Docker).
     const s = await backend.createSession(sessionReq);
     const pod = fake.getPod(NAMESPACE, s.id);
     fake.injectPod({ ...pod, metadata: { ...pod.metadata, uid: undefined } }, "Failed");
     await expect(backend.getSession(s.id)).rejects.toBeInstanceOf(SessionNotFoundError);
+    await eventually(() => !fake.podNames().includes(s.id));
+    // Not accessed: the reaper removes it, with the shared reason.
+    const t = await backend.createSession(sessionReq);
+    const tpod = fake.getPod(NAMESPACE, t.id);
+    fake.injectPod({ ...tpod, metadata: { ...tpod.metadata, uid: undefined } }, "Failed");
     const report = await backend.reap();
-    expect(report.reaped).toContainEqual({ id: s.id, reason: "pod-failed" });
+    expect(report.reaped).toContainEqual({ id: t.id, reason: "stopped" });
   });
 
   const execPods = () =>

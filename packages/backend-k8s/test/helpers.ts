@@ -1,12 +1,7 @@
 import { Readable } from "node:stream";
 import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
-import {
-  newLifetime,
-  newSessionId,
-  sessionTags,
-  type ExecutorLimits,
-  type StagedFile,
-} from "@code-interpreter/core";
+import { type ExecutorLimits, type StagedFile } from "@code-interpreter/core";
+import { newLifetime, newSessionId, sessionTags } from "@code-interpreter/core/backend-kit";
 import { KubernetesBackend, type KubernetesBackendOptions, type SessionPodInput } from "../src/index.js";
 import { FakeApiServer, type FakeApiServerOptions } from "./fake-apiserver/server.js";
 
@@ -20,7 +15,6 @@ export const limits: ExecutorLimits = {
   pidsLimit: 128,
   workspaceSizeMb: 64,
   tmpSizeMb: 16,
-  maxOutputBytes: 1_000_000,
 };
 
 export function backendOptions(

@@ -6,7 +6,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ApiException, CoreV1Api, type V1Pod } from "@kubernetes/client-node";
-import { BackendError, CapacityError, execCapture } from "@code-interpreter/core";
+import { BackendError, CapacityError } from "@code-interpreter/core";
+import { execCapture } from "@code-interpreter/core/backend-kit";
 import {
   PodExecTransport,
   buildSessionPod,

@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
+import { BackendError } from "@code-interpreter/core";
 import {
-  BackendError,
   LABEL_REAP_AFTER,
   isDns1123Label,
   newExecutorName,
   newLifetime,
   newSessionId,
   sessionTags,
-} from "@code-interpreter/core";
+} from "@code-interpreter/core/backend-kit";
 import {
   ANNOTATION_EXPIRES_AT,
   ANNOTATION_LAST_ACTIVE_AT,

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SessionNotFoundError, readAll } from "@code-interpreter/core";
+import { buffer as readAll } from "node:stream/consumers";
+import { SessionNotFoundError } from "@code-interpreter/core";
 import type { KubernetesBackend } from "../src/index.js";
 import type { FakeApiServer } from "./fake-apiserver/server.js";
 import { NAMESPACE, makeBackend, startFake, staged } from "./helpers.js";

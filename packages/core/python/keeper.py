@@ -38,14 +38,20 @@ def deadline(state, hard, exp, idle, created):
 
 
 def read_state(path):
+    """The state record, or None while it cannot be read.
+
+    The backend replaces the file as a whole (Docker's archive API removes it, then writes
+    the new one), so it can be missing or partial for a moment: the caller then keeps the
+    last good record. The record only ever moves deadlines later, so an old one is safe.
+    """
     if path == "-":
         return {}
     try:
         with open(path) as f:
             s = json.load(f)
-        return s if isinstance(s, dict) else {}
+        return s if isinstance(s, dict) else None
     except (OSError, ValueError):
-        return {}
+        return None
 
 
 def reap():
@@ -68,12 +74,16 @@ def main(argv):
     hard, exp, idle, created = (int(a) for a in argv[1:5])
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    last = {}
     while True:
         reap()
+        state = read_state(sp)
         try:
-            dl = deadline(read_state(sp), hard, exp, idle, created)
+            dl = deadline(state if state is not None else last, hard, exp, idle, created)
+            if state is not None:
+                last = state
         except (TypeError, ValueError):
-            dl = deadline({}, hard, exp, idle, created)
+            dl = deadline(last, hard, exp, idle, created)
         now = time.time() * 1000
         if now >= dl:
             sys.exit(0)

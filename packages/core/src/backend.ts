@@ -3,6 +3,7 @@
  * The API only talks to this; each method throws the typed errors from ./errors.js.
  */
 import type { Readable } from "node:stream";
+import type { ReapReason } from "./lifetime.js";
 
 export type Language = "python" | "bash";
 
@@ -105,7 +106,7 @@ export interface SessionFile {
 }
 
 export interface ReapReport {
-  reaped: Array<{ id: string; reason: string }>;
+  reaped: Array<{ id: string; reason: ReapReason }>;
   failed: Array<{ id: string; error: string }>;
 }
 
@@ -133,6 +134,8 @@ export interface Backend {
   /** Throws SessionNotFoundError for unknown, foreign, expired or non-session ids. */
   getSession(id: string, scope?: Scope): Promise<SessionInfo>;
   listSessions(scope?: Scope): Promise<SessionInfo[]>;
+  /** How many sessions listSessions(scope) would return (what MAX_SESSIONS counts). */
+  countSessions(scope?: Scope): Promise<number>;
   /** Throws SessionNotFoundError when there is nothing (of ours) to delete. */
   deleteSession(id: string, scope?: Scope): Promise<void>;
   /** Moves expiresAt to now + ttl, never past maxExpiresAt. */
@@ -153,7 +156,10 @@ export interface Backend {
   /** Deletes expired/idle sessions and orphaned one-shot executors. Safe to run concurrently. */
   reap(now?: number): Promise<ReapReport>;
 
-  /** Releases clients and timers. */
+  /**
+   * Stops everything the backend started (timers, background removals, pending activity
+   * writes) and releases its clients. Every later call throws BackendUnavailableError.
+   */
   close(): Promise<void>;
 }
 

@@ -58,10 +58,29 @@ export class CapacityError extends CodeInterpreterError {
   readonly code = "capacity_reached";
 }
 
-/** 409: the request conflicts with the resource's state. */
+/** 409: the request conflicts with what is there (e.g. a write through a symlink or onto a directory). */
 export class ConflictError extends CodeInterpreterError {
   readonly status = 409;
   readonly code = "conflict";
+}
+
+/**
+ * 409: the session exists but cannot start another process (its pids limit is used up, e.g.
+ * by a fork bomb left running). The session stays listable, inspectable and deletable.
+ */
+export class SessionExhaustedError extends CodeInterpreterError {
+  readonly status = 409;
+  readonly code = "session_exhausted";
+  constructor(
+    readonly sessionId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `session ${JSON.stringify(sessionId)} has no free process slots (its programs use all of its ` +
+        `process limit): end them, or delete the session`,
+      options,
+    );
+  }
 }
 
 /**

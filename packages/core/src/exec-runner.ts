@@ -33,8 +33,6 @@ import { OutputLimiter } from "./output.js";
 
 export interface ExecOptions {
   stdin?: Buffer | Readable | null;
-  /** "root" only for the backend's own bookkeeping (session state); code never runs as root. */
-  user?: "root";
 }
 
 export interface ExecProcess {

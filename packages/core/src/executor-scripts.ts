@@ -43,35 +43,6 @@ export const WORKSPACE_EXIT = { missing: 2, refused: 3, tooLarge: 4, noSpace: 5 
 /** Interpreter flags of every helper: isolated from the environment, cwd and site dirs. */
 const PY = ["python3", "-I", "-S", "-c"];
 
-export const STATE_PY = String.raw`
-import os, sys, json, time, fcntl
-path, op = sys.argv[1], sys.argv[2]
-def load():
-    try:
-        with open(path) as f:
-            v = json.load(f)
-            return v if isinstance(v, dict) else {}
-    except (OSError, ValueError):
-        return {}
-if op == "read":
-    sys.stdout.write(json.dumps(load()))
-    sys.exit(0)
-with open(path + ".lock", "a+") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    s = load()
-    now = int(time.time() * 1000)
-    if op == "touch":
-        s["lastActiveAt"] = max(int(s.get("lastActiveAt", 0)), now)
-    elif op == "extend":
-        s["expiresAt"] = max(int(s.get("expiresAt", 0)), int(sys.argv[3]))
-        s["lastActiveAt"] = max(int(s.get("lastActiveAt", 0)), now)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(s, f)
-    os.replace(tmp, path)
-sys.stdout.write(json.dumps(s))
-`;
-
 const RUNNER_BYTES = Buffer.from(RUNNER_PY, "utf8");
 const WORKSPACE_BYTES = Buffer.from(WORKSPACE_PY, "utf8");
 const tagged = (id: string): string[] => ["env", `${EXEC_ID_ENV}=${id}`];
@@ -133,11 +104,6 @@ export const executorCommands = {
     const rest = args.map((a) => (typeof a === "number" ? String(Math.floor(a)) : a));
     // The id is an argument too: the helper is non-dumpable, so the killer finds it by it.
     return [...tagged(id), ...PY, RUNNER_BOOTSTRAP_PY, String(WORKSPACE_BYTES.length), id, ...rest];
-  },
-  state(op: "read" | "touch" | "extend", value?: number): string[] {
-    const cmd = ["python3", "-c", STATE_PY, STATE_FILE, op];
-    if (op === "extend") cmd.push(String(Math.floor(value ?? 0)));
-    return cmd;
   },
 };
 

@@ -61,6 +61,17 @@ export function isExpired(l: Lifetime, now: number): boolean {
   return now >= deadline(l);
 }
 
+/**
+ * Why the reaper removed something — one vocabulary for every backend (a metrics label):
+ * - `expired`: past its expiry (ttl, or the keepalive-extended expiry)
+ * - `idle`: no activity for its idle timeout
+ * - `max-lifetime`: reached created-at + SESSION_MAX_LIFETIME_SECONDS
+ * - `stopped`: the session's container/pod had ended (or never started) but was still there
+ * - `orphaned-executor`: a one-shot executor left behind (its API process died, or it ended)
+ */
+export const REAP_REASONS = ["expired", "idle", "max-lifetime", "stopped", "orphaned-executor"] as const;
+export type ReapReason = (typeof REAP_REASONS)[number];
+
 /** Why a session ended, for logs. */
 export function expiryReason(l: Lifetime, now: number): "expired" | "idle" | "max-lifetime" | null {
   if (now >= Math.min(l.expiresAt, l.maxExpiresAt))

@@ -7,7 +7,7 @@ import {
   WORKSPACE_PY,
   executorCommands,
   runnerStdin,
-} from "../src/index.js";
+} from "./core.js";
 
 /** Parses the framing the runner reads: "<codeBytes> <stdinBytes>\n", code, stdin. */
 function unframe(buf: Buffer): { code: string; stdin: string; codeBytes: number; stdinBytes: number } {

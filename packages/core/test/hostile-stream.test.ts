@@ -14,7 +14,7 @@ import {
   type ExecProcess,
   type ExecRequest,
   type ExecTransport,
-} from "../src/index.js";
+} from "./core.js";
 
 const frame = (kind: string, payload: Buffer | string): Buffer => {
   const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);

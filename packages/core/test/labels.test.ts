@@ -7,7 +7,7 @@ import {
   hasComponentLabels,
   labelSelector,
   validateMetadata,
-} from "../src/index.js";
+} from "./core.js";
 
 describe("label selectors", () => {
   it("labelSelector", () => {
@@ -89,7 +89,7 @@ describe("validateMetadata", () => {
 
 describe("selectors keep the identity labels", () => {
   it("extra labels cannot override app/component", async () => {
-    const { labelSelector, dockerLabelFilter } = await import("../src/index.js");
+    const { labelSelector, dockerLabelFilter } = await import("./core.js");
     expect(labelSelector("session", { app: "other", component: "x" })).toBe(
       "app=code-interpreter,component=session",
     );

@@ -11,7 +11,7 @@ import {
   secondsFloor,
   toUnixSeconds,
   type Lifetime,
-} from "../src/index.js";
+} from "./core.js";
 
 const T0 = 1_700_000_000_000; // a whole second
 const MAX = 3600;

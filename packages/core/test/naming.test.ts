@@ -1,11 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  isDns1123Label,
-  isDockerName,
-  isSessionId,
-  newSessionId,
-  SESSION_NAME_PREFIX,
-} from "../src/index.js";
+import { isDns1123Label, isDockerName, isSessionId, newSessionId, SESSION_NAME_PREFIX } from "./core.js";
 
 describe("session ids", () => {
   it("are code-session-<uuid v4>, valid Docker names and DNS-1123 labels", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { OutputLimiter, TRUNCATION_MARKER } from "../src/index.js";
+import { OutputLimiter, TRUNCATION_MARKER } from "./core.js";
 
 const b = (s: string) => Buffer.from(s, "utf8");
 

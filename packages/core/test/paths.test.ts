@@ -6,7 +6,7 @@ import {
   assertUniqueSafePaths,
   isSafeWorkspacePath,
   workspacePathProblem,
-} from "../src/index.js";
+} from "./core.js";
 
 // 255 + 1 + 255 + 1 + 255 + 1 + 254 + 2 = 1024 characters, no segment over 255.
 const exactlyMaxLength = ["a".repeat(255), "b".repeat(255), "c".repeat(255), "d".repeat(254), "e"].join("/");

@@ -19,7 +19,7 @@ import {
   sessionFromTags,
   sessionTags,
   type LabelMap,
-} from "../src/index.js";
+} from "./core.js";
 
 const T0 = 1_700_000_000_000;
 const id = newSessionId();

@@ -12,7 +12,7 @@ import {
   stageFiles,
   type ExecProcess,
   type ExecTransport,
-} from "../src/index.js";
+} from "./core.js";
 
 interface Script {
   stdout?: Buffer[];

@@ -14,7 +14,7 @@ import { parse, parseAllDocuments } from "yaml";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { Secret } from "kubernetes-models/v1/Secret";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
-import { loadConfig } from "@code-interpreter/core";
+import { loadConfig } from "@code-interpreter/api";
 import { validateObject } from "../../../packages/backend-k8s/test/fake-apiserver/validate.js";
 import { parseSelector } from "../../../packages/backend-k8s/test/fake-apiserver/server.js";
 

@@ -133,12 +133,12 @@ describe("published packages", () => {
     );
     writeFileSync(
       join(project, "main.ts"),
-      `import { executorLimits, isSessionId, loadConfig, type Backend } from "@code-interpreter/core";
+      `import { isSessionId, type Backend } from "@code-interpreter/core";
 import { InMemoryBackend } from "@code-interpreter/core/testing";
 import { createFileStore } from "@code-interpreter/files-client";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { createKubernetesBackend } from "@code-interpreter/backend-k8s";
-import { createApp, API_VERSION } from "@code-interpreter/api";
+import { createApp, executorLimits, loadConfig, API_VERSION } from "@code-interpreter/api";
 
 type IsAny<T> = 0 extends 1 & T ? true : false;
 const config = loadConfig({ LOG_LEVEL: "silent" });

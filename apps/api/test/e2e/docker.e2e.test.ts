@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
-import { executorLimits, loadConfig } from "@code-interpreter/core";
+import { executorLimits, loadConfig } from "../../src/config.js";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { dockerInspector, trackCreatedContainers } from "./docker-platform.js";

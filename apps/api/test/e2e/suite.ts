@@ -11,7 +11,8 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXECUTOR_NAME_PREFIX, TRUNCATION_MARKER, isSessionId } from "@code-interpreter/core";
+import { TRUNCATION_MARKER, isSessionId } from "@code-interpreter/core";
+import { EXECUTOR_NAME_PREFIX } from "@code-interpreter/core/backend-kit";
 import { ContractChecker } from "./contract.js";
 import {
   BashExecResponse,

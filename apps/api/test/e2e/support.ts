@@ -9,7 +9,8 @@ import type { Readable } from "node:stream";
 import { deflateSync } from "node:zlib";
 import Dockerode from "dockerode";
 import { pino } from "pino";
-import type { Backend, Config } from "@code-interpreter/core";
+import type { Backend } from "@code-interpreter/core";
+import type { Config } from "../../src/config.js";
 import type { FileMeta, FileStore, PutOptions } from "@code-interpreter/files-client";
 import { clientErrorHandler, createApp } from "../../src/index.js";
 

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LABEL_EXPIRES_AT, LABEL_MAX_EXPIRES_AT } from "@code-interpreter/core";
+import { LABEL_EXPIRES_AT, LABEL_MAX_EXPIRES_AT } from "@code-interpreter/core/backend-kit";
 import {
   docker,
   goneBy,

@@ -14,14 +14,9 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import Dockerode from "dockerode";
 import { pino, type Logger } from "pino";
-import {
-  LABEL_OWNER,
-  executorLimits,
-  newLifetime,
-  ownerTag,
-  sessionTags,
-  type Config,
-} from "@code-interpreter/core";
+import { ownerTag } from "@code-interpreter/core";
+import { LABEL_OWNER, newLifetime, sessionTags } from "@code-interpreter/core/backend-kit";
+import { executorLimits, type Config } from "../../src/config.js";
 import {
   createDockerBackend,
   type DockerBackend,

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { LABEL_REAP_AFTER, toUnixSeconds } from "@code-interpreter/core";
+import { LABEL_REAP_AFTER, toUnixSeconds } from "@code-interpreter/core/backend-kit";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { startReaper } from "../../src/index.js";
 import { testConfig } from "../helpers.js";

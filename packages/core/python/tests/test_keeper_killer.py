@@ -28,6 +28,26 @@ def test_keeper_exits_at_its_deadline():
     assert now_ms() - t >= 600
 
 
+def test_keeper_keeps_the_last_good_state_while_the_file_is_replaced(tmp_path):
+    # Docker's archive API removes the file before writing the new one: a moment without
+    # it (or with half of it) must not fall back to the labels' earlier deadline.
+    t = now_ms()
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"expiresAt": t + 60000}))
+    p = start_keeper(keeper_args(str(state), t + 60000, t + 300, 0, t))
+    try:
+        time.sleep(0.5)
+        state.unlink()
+        time.sleep(2.5)
+        assert p.poll() is None
+        state.write_text('{"expiresAt": ')
+        time.sleep(2.5)
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
+
+
 def test_keeper_follows_an_extended_state_file(tmp_path):
     t = now_ms()
     state = tmp_path / "state.json"

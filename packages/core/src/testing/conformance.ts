@@ -6,11 +6,13 @@
  *   describeBackendConformance("docker", async () => ({ backend, cleanup: () => ... }));
  */
 import { Readable } from "node:stream";
+import { buffer as readAll } from "node:stream/consumers";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Backend, ExecRequest, FileCollector, SessionInfo, StagedFile } from "../backend.js";
 import { NotFoundError, SessionNotFoundError } from "../errors.js";
-import { readAll } from "../exec-runner.js";
 import { TRUNCATION_MARKER } from "../output.js";
+import { describeSessionLayerRows } from "./conformance-layer.js";
 
 export interface ConformanceHarness {
   backend: Backend;
@@ -48,8 +50,6 @@ function collector(into: Map<string, Buffer>): FileCollector {
     return `file-${into.size}`;
   };
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Every byte value, twice, plus a multi-byte UTF-8 tail: catches any text-mode mangling. */
 const BINARY = Buffer.concat([
@@ -332,12 +332,19 @@ export function describeBackendConformance(
       expect(t).toMatchObject({ timedOut: true, exitCode: null });
     });
 
+    describeSessionLayerRows({
+      backend: () => b,
+      create,
+      makeBackend,
+      maxLifetimeSeconds: maxLifetime,
+    });
+
     it("reaps an expired session", async () => {
       const s = await create({ ttlSeconds: 2 });
       const wait = s.expiresAt - Date.now() + 500;
       if (wait > 0) await sleep(wait);
       const report = await b.reap();
-      if (!opts.selfExpiring) expect(report.reaped.map((r) => r.id)).toContain(s.id);
+      if (!opts.selfExpiring) expect(report.reaped).toContainEqual({ id: s.id, reason: "expired" });
       expect(report.failed).toEqual([]);
       expect((await b.listSessions()).map((x) => x.id)).not.toContain(s.id);
       await expect(b.getSession(s.id)).rejects.toBeInstanceOf(SessionNotFoundError);

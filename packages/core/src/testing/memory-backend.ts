@@ -198,6 +198,14 @@ export class InMemoryBackend implements Backend {
       .map((s) => copyInfo(s.info));
   }
 
+  async countSessions(scope?: Scope): Promise<number> {
+    this.enter("countSessions", [scope]);
+    const now = this.now();
+    return [...this.sessions.values()].filter(
+      (s) => inScope(s.info, scope) && !isExpired(lifetimeOf(s.info), now),
+    ).length;
+  }
+
   async deleteSession(id: string, scope?: Scope): Promise<void> {
     this.enter("deleteSession", [id, scope]);
     this.live(id, scope);

@@ -1,12 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  ConfigError,
-  ValidationError,
-  assertExecutorLimits,
-  executorLimits,
-  executorLimitsProblem,
-  loadConfig,
-} from "../src/index.js";
+import { ValidationError, assertExecutorLimits, executorLimitsProblem } from "@code-interpreter/core";
+import { ConfigError, executorLimits, loadConfig } from "../src/config.js";
 
 function configError(env: Record<string, string>): ConfigError {
   try {
@@ -105,7 +99,6 @@ describe("loadConfig defaults", () => {
       pidsLimit: 64,
       workspaceSizeMb: 256,
       tmpSizeMb: 64,
-      maxOutputBytes: 1_000_000,
     });
   });
 });

@@ -1,6 +1,6 @@
 /**
- * A tiny keyed mutex: calls for the same key run one after another, in arrival order;
- * different keys run in parallel. Used to serialize work on one session inside this process.
+ * A keyed mutex: calls for the same key run one after another, in arrival order; different
+ * keys run in parallel. The session layer serialises the calls on one session with it.
  */
 export class KeyedMutex {
   private readonly tails = new Map<string, Promise<void>>();

@@ -1,0 +1,92 @@
+/**
+ * `@code-interpreter/core/backend-kit`: what only backend authors need. A backend implements
+ * a SessionPlatform (find / list / create / remove / transport / state) and extends
+ * SessionBackend with it; execution semantics come from runCode & co. on an ExecTransport.
+ * Users of a backend need only the main entry (`@code-interpreter/core`).
+ */
+export { SessionBackend, type SessionBackendOptions } from "./sessions/session-backend.js";
+export type { PlatformResource, ResourcePhase, SessionPlatform, SessionSpec } from "./sessions/platform.js";
+export { KeyedMutex, mapLimit } from "./sessions/keyed-mutex.js";
+export {
+  resolveCommonOptions,
+  type CommonBackendOptions,
+  type ResolvedCommonOptions,
+} from "./sessions/options.js";
+export { poll, PollTimeoutError, type PollOptions } from "./sessions/poll.js";
+export {
+  ACTIVITY_WRITE_MAX_INTERVAL_MS,
+  ACTIVITY_WRITE_NO_IDLE_INTERVAL_MS,
+  activityWriteIntervalMs,
+  mergeState,
+} from "./sessions/activity.js";
+export { exhaustionError } from "./sessions/exhaustion.js";
+export {
+  validateCreateRequest,
+  validateFileWrite,
+  validateIdleTimeout,
+  validateKeepaliveTtl,
+  validateTtl,
+} from "./sessions/validation.js";
+
+export {
+  execCapture,
+  listWorkspace,
+  readWorkspaceFile,
+  runCode,
+  stageFiles,
+  type CapturedExec,
+  type ExecOptions,
+  type ExecProcess,
+  type ExecTransport,
+  type RunOptions,
+} from "./exec-runner.js";
+export { EXECUTOR_REAP_MARGIN_MS, STATE_DIR, STATE_FILE, executorCommands } from "./executor-scripts.js";
+export {
+  APP_NAME,
+  LABEL_APP,
+  LABEL_COMPONENT,
+  LABEL_CREATED_AT,
+  LABEL_EXPIRES_AT,
+  LABEL_IDLE_TIMEOUT,
+  LABEL_MAX_EXPIRES_AT,
+  LABEL_METADATA,
+  LABEL_OWNER,
+  LABEL_REAP_AFTER,
+  baseLabels,
+  dockerLabelFilter,
+  hasComponentLabels,
+  labelSelector,
+  type Component,
+  type LabelMap,
+} from "./labels.js";
+export {
+  deadline,
+  expiryReason,
+  fromUnixSeconds,
+  isExpired,
+  keepaliveExpiry,
+  newLifetime,
+  secondsFloor,
+  toUnixSeconds,
+  type Lifetime,
+} from "./lifetime.js";
+export {
+  EXECUTOR_NAME_PREFIX,
+  isDns1123Label,
+  isDockerName,
+  isExecutorName,
+  newExecutorName,
+  newSessionId,
+  type UuidSource,
+} from "./naming.js";
+export { assertUniqueSafePaths } from "./paths.js";
+export {
+  inScope,
+  lifetimeOf,
+  parseSessionState,
+  sessionFromTags,
+  sessionTags,
+  type SessionState,
+  type SessionTags,
+} from "./session.js";
+export { EXECUTOR_UID } from "./limits.js";
