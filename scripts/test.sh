@@ -11,7 +11,7 @@ pnpm exec turbo run lint typecheck build --output-logs=errors-only --concurrency
 
 find packages apps tests -maxdepth 2 \( -name .vitest-report.json -o -name .pytest-report.xml \) -delete 2>/dev/null || true
 # Packages one at a time: the Docker-backed suites share one engine and two cores.
-pnpm exec turbo run test --concurrency=1 -- --reporter=default --reporter=json --outputFile.json=.vitest-report.json || status=1
+pnpm exec turbo run test --concurrency=1 --continue -- --reporter=default --reporter=json --outputFile.json=.vitest-report.json || status=1
 
 node scripts/test-summary.mjs || status=1
 exit $status

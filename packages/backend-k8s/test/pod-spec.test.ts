@@ -177,7 +177,7 @@ describe("buildSessionPod", () => {
     // The kubelet's backstop stays the hard cap: a running pod's deadline can only be lowered.
     expect(pod.spec!.activeDeadlineSeconds).toBe(MAX_LIFETIME);
     const cmd = pod.spec!.containers[0]!.command!;
-    expect(cmd.slice(3)).toEqual([
+    expect(cmd.slice(-5)).toEqual([
       KEEPER_STATE_PATH,
       String(lifetime.maxExpiresAt),
       String(lifetime.expiresAt),
