@@ -9,3 +9,19 @@ export * from "./config.js";
 export * from "./session.js";
 export * from "./executor-scripts.js";
 export * from "./exec-runner.js";
+export {
+  AgentChannel,
+  AgentChannelError,
+  type AgentChannelOptions,
+  type AgentExecResult,
+  type AgentHello,
+  type StateReset,
+} from "./agent/channel.js";
+export {
+  AGENT_HEADER_BYTES,
+  AGENT_MAX_PAYLOAD,
+  AgentFrameParser,
+  AgentReplyKind,
+  AgentRequestKind,
+  encodeAgentFrame,
+} from "./agent/protocol.js";
