@@ -312,6 +312,7 @@ class Kernel:
         self.proc = None
         self.generation = 0
         self.lock = threading.Lock()
+        self.current = None
 
     def start(self):
         cin_r, cin_w = os.pipe()
@@ -612,6 +613,9 @@ class Conn:
     # ------------------------------------------------------------ control
     def reset(self, req, args):
         k = self.agent.kernel
+        running = k.current
+        if running is not None:
+            running.cancelled.set()
         with k.lock:
             k.stop()
         self.result(req.rid, {"state_reset": True, "reason": "reset requested"})
@@ -619,8 +623,17 @@ class Conn:
     # ------------------------------------------------------------ code
     def python(self, req, args):
         k = self.agent.kernel
-        with k.lock:
+        # One cell at a time: a second one (another API process) is refused, not queued, so
+        # that its caller's deadline only ever covers its own run.
+        if not k.lock.acquire(blocking=False):
+            self.error(req.rid, "busy", "another Python cell is running in this session")
+            return
+        try:
+            k.current = req
             self._python(req, args, k)
+        finally:
+            k.current = None
+            k.lock.release()
 
     def _python(self, req, args, k):
         if req.cancelled.is_set():  # cancelled while waiting for the previous cell

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   AgentChannel,
   AgentChannelError,
+  ConflictError,
   NotFoundError,
   PayloadTooLargeError,
   ValidationError,
@@ -189,6 +190,17 @@ describe("AgentChannel (host agent)", () => {
     expect(r.stateReset?.reason).toMatch(/restarted/);
     expect(t.execs).toBe(2);
     expect((await ch.run(py("print(1)"))).stateReset).toBeUndefined();
+  });
+
+  it("a second cell while one runs is a conflict, not a queue", async () => {
+    const { ch, box } = open();
+    await track(ch);
+    const ac = new AbortController();
+    const running = ch.run(py("import time\ntime.sleep(30)", { timeoutMs: 60_000, signal: ac.signal }));
+    await new Promise((r) => setTimeout(r, 300));
+    await expect(open(box).ch.run(py("1"))).rejects.toBeInstanceOf(ConflictError);
+    ac.abort();
+    expect((await running).timedOut).toBe(true);
   });
 
   it("a second channel (another API process) shares the session's state", async () => {

@@ -32,6 +32,7 @@ class Client:
         self.proc.stdin.write(prog)
         self.proc.stdin.flush()
         self.buf = b""
+        self.stash = {}
         self.next_id = 1
         kind, rid, payload = self.frame()
         assert kind == "h" and rid == 0
@@ -71,16 +72,17 @@ class Client:
         return rid
 
     def wait(self, rid, timeout=20):
-        got = []
-        while True:
+        """The frames of one request, up to its final answer; other requests' frames are kept."""
+        got = self.stash.pop(rid, [])
+        while not got or got[-1][0] not in "XE":
             f = self.frame(timeout)
             assert f is not None, "the channel closed"
             kind, frid, payload = f
-            if frid != rid:
-                continue
-            got.append((kind, payload))
-            if kind in "XE":
-                return Reply(got)
+            if frid == rid:
+                got.append((kind, payload))
+            else:
+                self.stash.setdefault(frid, []).append((kind, payload))
+        return Reply(got)
 
     def call(self, kind, args, timeout=20):
         return self.wait(self.start(kind, args), timeout)
@@ -335,3 +337,20 @@ def test_reset_and_a_killed_agent_starts_fresh(agent):
     d = agent()
     assert d.relay_hello["fresh"] is True and d.hello["boot_id"] != c.hello["boot_id"]
     assert d.py("print('x' in globals())").stdout == "False\n"
+
+
+def test_one_cell_at_a_time_and_reset_interrupts_a_running_cell(agent):
+    c = agent()
+    c.py("x = 1")
+    rid = c.start("P", {"code": "import time\ntime.sleep(30)", "timeout_ms": 60000})
+    time.sleep(0.3)
+    assert c.py("print(x)").final["error"] == "busy"
+    assert c.call("R", {}, timeout=10).final["state_reset"] is True
+    assert c.wait(rid, timeout=10).final["timed_out"] is True
+    assert c.py("print('x' in globals())").stdout == "False\n"
+
+
+def test_user_code_is_the_oom_killers_first_choice(agent):
+    c = agent()
+    assert c.py("print(open('/proc/self/oom_score_adj').read().strip())").stdout == "1000\n"
+    assert c.sh("cat /proc/self/oom_score_adj").stdout == "1000\n"

@@ -117,6 +117,8 @@ function agentError(payload: Buffer, what: string): Error {
       return new PayloadTooLargeError(`${what}${why}`);
     case "no_space":
       return new PayloadTooLargeError(`${what}: no space left in /workspace`);
+    case "busy":
+      return new ConflictError(`${what}: ${detail || "busy"}`);
     case "bad_request":
       return new ValidationError(`${what}: the agent refused the request${why}`);
     case "cancelled":
