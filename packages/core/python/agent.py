@@ -630,15 +630,16 @@ class Conn:
             return
         try:
             k.current = req
-            self._python(req, args, k)
+            out = self._python(req, args, k)
         finally:
             k.current = None
             k.lock.release()
+        # Answered once the kernel is free: the caller's next cell is never refused as busy.
+        self.result(req.rid, out)
 
     def _python(self, req, args, k):
-        if req.cancelled.is_set():  # cancelled while waiting for the previous cell
-            self.result(req.rid, {"exit_code": None, "timed_out": True, "duration_ms": 0})
-            return
+        if req.cancelled.is_set():  # cancelled before it started
+            return {"exit_code": None, "timed_out": True, "duration_ms": 0}
         reset_reason = None
         if k.proc is not None and not k.alive():
             reset_reason = "the Python process had exited; its state was lost"
@@ -719,7 +720,7 @@ class Conn:
             out["reason"] = reset_reason
         if snap is not None:
             self.collect(req.rid, snap, args)
-        self.result(req.rid, out)
+        return out
 
     def bash(self, req, args):
         import subprocess

@@ -192,6 +192,20 @@ describe("AgentChannel (host agent)", () => {
     expect((await ch.run(py("print(1)"))).stateReset).toBeUndefined();
   });
 
+  it("a dead relay is reopened transparently; the agent and its state stay", async () => {
+    const { ch, t } = open();
+    await track(ch);
+    await ch.run(py("x = 7"));
+    process.kill(t.pids[0] as number, "SIGKILL");
+    expect(await ch.list()).toEqual([]); // idempotent: retried on a new channel
+    process.kill(t.pids[1] as number, "SIGKILL");
+    await new Promise((r) => setTimeout(r, 300)); // the channel has noticed: nothing was sent
+    const r = await ch.run(py("print(x)"));
+    expect(r.stdout).toBe("7\n");
+    expect(r.stateReset).toBeUndefined();
+    expect(t.execs).toBe(3);
+  });
+
   it("a second cell while one runs is a conflict, not a queue", async () => {
     const { ch, box } = open();
     await track(ch);

@@ -347,17 +347,41 @@ export class AgentChannel {
   /**
    * One request: sends what `start` returns, routes the answers to its `pending`, and fails
    * it at `deadlineMs` (closing the channel: an agent that does not answer is not trusted
-   * further). A channel found dead before the request is sent is reopened, once.
-   * `call.resolve` answers the caller and keeps the request routed until `call.done()`
-   * (streamed reads); `settle` does both.
+   * further). `call.resolve` answers the caller and keeps the request routed until
+   * `call.done()` (streamed reads); `settle` does both.
+   *
+   * A dead channel is reopened transparently, once: when it was found closed before the
+   * request went out, or - for `idempotent` requests - when it closed before any answer.
    */
   private async request<T>(
     what: string,
     deadlineMs: number,
     start: (call: Call<T>) => { pending: Pending; send: () => Promise<void> },
+    idempotent = false,
   ): Promise<T> {
-    let conn = await this.connection();
-    if (conn.closed) conn = await this.connection();
+    for (let attempt = 0; ; attempt++) {
+      const conn = await this.connection();
+      const state = { sent: false, heard: false, timedOut: false };
+      try {
+        return await this.attempt(conn, what, deadlineMs, start, state);
+      } catch (e) {
+        const retry =
+          attempt === 0 &&
+          e instanceof AgentChannelError &&
+          !state.timedOut &&
+          (!state.sent || (idempotent && !state.heard));
+        if (!retry) throw e;
+      }
+    }
+  }
+
+  private attempt<T>(
+    conn: Connection,
+    what: string,
+    deadlineMs: number,
+    start: (call: Call<T>) => { pending: Pending; send: () => Promise<void> },
+    state: { sent: boolean; heard: boolean; timedOut: boolean },
+  ): Promise<T> {
     const id = this.id();
     return new Promise<T>((resolve, reject) => {
       const timer: { handle?: NodeJS.Timeout } = {};
@@ -377,8 +401,15 @@ export class AgentChannel {
         },
       };
       const { pending, send } = start(call);
-      conn.pending.set(id, pending);
+      conn.pending.set(id, {
+        onFrame: (kind, payload) => {
+          state.heard = true;
+          pending.onFrame(kind, payload);
+        },
+        fail: (e) => pending.fail(e),
+      });
       timer.handle = setTimeout(() => {
+        state.timedOut = true;
         pending.fail(
           new AgentChannelError(
             `${what}: the session agent did not answer within ${Math.round(deadlineMs / 1000)} s`,
@@ -386,6 +417,11 @@ export class AgentChannel {
         );
         conn.close(new AgentChannelError("the session agent stopped answering"));
       }, deadlineMs);
+      if (conn.closed) {
+        pending.fail(new AgentChannelError(`${what}: the channel to the session agent is closed`));
+        return;
+      }
+      state.sent = true;
       send().catch((e: unknown) => pending.fail(e instanceof Error ? e : new AgentChannelError(String(e))));
     });
   }
@@ -555,49 +591,59 @@ export class AgentChannel {
     what: string,
     deadlineMs: number,
   ): Promise<Record<string, unknown>> {
-    return this.request<Record<string, unknown>>(what, deadlineMs, ({ id, conn, settle }) => ({
-      pending: {
-        onFrame: (k, payload) => {
-          if (k === AgentReplyKind.result) {
-            const r = parseJson(payload);
-            if (r) return settle(null, r);
-          } else if (k === AgentReplyKind.error) return settle(agentError(payload, what));
-          settle(new AgentChannelError(`${what}: the session agent broke the protocol`));
-          conn.close(new AgentChannelError("the session agent broke the protocol"));
+    return this.request<Record<string, unknown>>(
+      what,
+      deadlineMs,
+      ({ id, conn, settle }) => ({
+        pending: {
+          onFrame: (k, payload) => {
+            if (k === AgentReplyKind.result) {
+              const r = parseJson(payload);
+              if (r) return settle(null, r);
+            } else if (k === AgentReplyKind.error) return settle(agentError(payload, what));
+            settle(new AgentChannelError(`${what}: the session agent broke the protocol`));
+            conn.close(new AgentChannelError("the session agent broke the protocol"));
+          },
+          fail: (e) => settle(e),
         },
-        fail: (e) => settle(e),
-      },
-      send: () => conn.send([jsonFrame(kind, id, args)]),
-    }));
+        send: () => conn.send([jsonFrame(kind, id, args)]),
+      }),
+      kind === AgentRequestKind.ping,
+    );
   }
 
   /** Lists /workspace (files and directories, sorted by path), at most `limit` entries. */
   async list(limit = MAX_LISTED_ENTRIES): Promise<WorkspaceEntry[]> {
     const what = "listing /workspace";
     const maxBytes = limit * 1100 + 1024;
-    const raw = await this.request<Buffer>(what, this.opTimeoutMs, ({ id, conn, settle }) => {
-      const parts: Buffer[] = [];
-      let size = 0;
-      const bad = (why: string) => {
-        settle(new AgentChannelError(`${what}: the session agent broke the protocol (${why})`));
-        conn.close(new AgentChannelError("the session agent broke the protocol"));
-      };
-      return {
-        pending: {
-          onFrame: (k, payload) => {
-            if (k === AgentReplyKind.data) {
-              size += payload.length;
-              if (size > maxBytes) return bad("the listing is too long");
-              parts.push(payload);
-            } else if (k === AgentReplyKind.result) settle(null, Buffer.concat(parts));
-            else if (k === AgentReplyKind.error) settle(agentError(payload, what));
-            else bad(`an unexpected frame kind 0x${k.toString(16)}`);
+    const raw = await this.request<Buffer>(
+      what,
+      this.opTimeoutMs,
+      ({ id, conn, settle }) => {
+        const parts: Buffer[] = [];
+        let size = 0;
+        const bad = (why: string) => {
+          settle(new AgentChannelError(`${what}: the session agent broke the protocol (${why})`));
+          conn.close(new AgentChannelError("the session agent broke the protocol"));
+        };
+        return {
+          pending: {
+            onFrame: (k, payload) => {
+              if (k === AgentReplyKind.data) {
+                size += payload.length;
+                if (size > maxBytes) return bad("the listing is too long");
+                parts.push(payload);
+              } else if (k === AgentReplyKind.result) settle(null, Buffer.concat(parts));
+              else if (k === AgentReplyKind.error) settle(agentError(payload, what));
+              else bad(`an unexpected frame kind 0x${k.toString(16)}`);
+            },
+            fail: (e) => settle(e),
           },
-          fail: (e) => settle(e),
-        },
-        send: () => conn.send([jsonFrame(AgentRequestKind.list, id, { limit })]),
-      };
-    });
+          send: () => conn.send([jsonFrame(AgentRequestKind.list, id, { limit })]),
+        };
+      },
+      true,
+    );
     let rows: unknown;
     try {
       rows = JSON.parse(raw.toString("utf8"));
@@ -621,64 +667,69 @@ export class AgentChannel {
   async read(path: string, maxBytes = this.opts.maxFileBytes): Promise<SessionFile> {
     assertSafeWorkspacePath(path);
     const what = `reading ${path}`;
-    return this.request<SessionFile>(what, this.opTimeoutMs + this.transferMs(maxBytes), (call) => {
-      const { id, conn } = call;
-      let content: PassThrough | null = null;
-      let size = 0;
-      let got = 0;
-      let ended = false;
-      const bad = (why: string) => {
-        const e = new AgentChannelError(`${what}: the session agent broke the protocol (${why})`);
-        content?.destroy(e);
-        call.settle(e);
-        conn.close(new AgentChannelError("the session agent broke the protocol"));
-      };
-      return {
-        pending: {
-          onFrame: (k, payload) => {
-            if (content === null) {
-              if (k === AgentReplyKind.error) return call.settle(agentError(payload, what));
-              const m = k === AgentReplyKind.meta ? parseJson(payload) : null;
-              if (!m || !isCount(m.size) || m.size > maxBytes) return bad("a bad file header");
-              size = m.size;
-              const stream = new PassThrough();
-              content = stream;
-              stream.on("drain", () => conn.resume());
-              stream.on("close", () => {
-                conn.resume();
-                if (!ended) {
-                  // The reader went away: stop the agent's side too.
-                  conn.sendQuiet(encodeAgentFrame(AgentRequestKind.cancel, id));
-                  call.done();
-                }
-              });
-              call.resolve({ sizeBytes: size, content: stream });
-              return;
-            }
-            if (k === AgentReplyKind.data) {
-              got += payload.length;
-              if (got > size) return bad("more bytes than announced");
-              if (!content.write(payload)) conn.pause();
-            } else if (k === AgentReplyKind.result) {
-              if (got !== size) return bad("fewer bytes than announced");
+    return this.request<SessionFile>(
+      what,
+      this.opTimeoutMs + this.transferMs(maxBytes),
+      (call) => {
+        const { id, conn } = call;
+        let content: PassThrough | null = null;
+        let size = 0;
+        let got = 0;
+        let ended = false;
+        const bad = (why: string) => {
+          const e = new AgentChannelError(`${what}: the session agent broke the protocol (${why})`);
+          content?.destroy(e);
+          call.settle(e);
+          conn.close(new AgentChannelError("the session agent broke the protocol"));
+        };
+        return {
+          pending: {
+            onFrame: (k, payload) => {
+              if (content === null) {
+                if (k === AgentReplyKind.error) return call.settle(agentError(payload, what));
+                const m = k === AgentReplyKind.meta ? parseJson(payload) : null;
+                if (!m || !isCount(m.size) || m.size > maxBytes) return bad("a bad file header");
+                size = m.size;
+                const stream = new PassThrough();
+                content = stream;
+                stream.on("drain", () => conn.resume());
+                stream.on("close", () => {
+                  conn.resume();
+                  if (!ended) {
+                    // The reader went away: stop the agent's side too.
+                    conn.sendQuiet(encodeAgentFrame(AgentRequestKind.cancel, id));
+                    call.done();
+                  }
+                });
+                call.resolve({ sizeBytes: size, content: stream });
+                return;
+              }
+              if (k === AgentReplyKind.data) {
+                got += payload.length;
+                if (got > size) return bad("more bytes than announced");
+                if (!content.write(payload)) conn.pause();
+              } else if (k === AgentReplyKind.result) {
+                if (got !== size) return bad("fewer bytes than announced");
+                ended = true;
+                content.end();
+                call.done();
+              } else if (k === AgentReplyKind.error) {
+                ended = true;
+                content.destroy(agentError(payload, what));
+                call.done();
+              } else bad(`an unexpected frame kind 0x${k.toString(16)}`);
+            },
+            fail: (e) => {
               ended = true;
-              content.end();
-              call.done();
-            } else if (k === AgentReplyKind.error) {
-              ended = true;
-              content.destroy(agentError(payload, what));
-              call.done();
-            } else bad(`an unexpected frame kind 0x${k.toString(16)}`);
+              content?.destroy(e);
+              call.settle(e);
+            },
           },
-          fail: (e) => {
-            ended = true;
-            content?.destroy(e);
-            call.settle(e);
-          },
-        },
-        send: () => conn.send([jsonFrame(AgentRequestKind.read, id, { path, max_bytes: maxBytes })]),
-      };
-    });
+          send: () => conn.send([jsonFrame(AgentRequestKind.read, id, { path, max_bytes: maxBytes })]),
+        };
+      },
+      true,
+    );
   }
 
   /** Writes one file atomically (never through a symlink); `content` must hold exactly `size` bytes. */
