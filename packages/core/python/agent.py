@@ -64,6 +64,15 @@ if pid == 0:
             f.write("1000")
     except OSError:
         pass
+    cpu = int(sys.argv[2])
+    if cpu > 0:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        lim = cpu if hard == resource.RLIM_INFINITY else min(cpu, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (lim, lim + 1 if hard == resource.RLIM_INFINITY else hard))
+        except (ValueError, OSError):
+            pass
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.execvp("bash", ["bash", "-c", sys.argv[1]])
@@ -245,6 +254,30 @@ def kernel(cin, cout):
     ctl_in = os.fdopen(cin, "rb", buffering=0)
     fn = "<string>"
 
+    import resource
+
+    class CPUTimeLimitExceeded(BaseException):
+        """The cell used its CPU-time budget (SIGXCPU); the namespace survives."""
+
+    def on_xcpu(*_):
+        raise CPUTimeLimitExceeded("the cell used more than its CPU time")
+    signal.signal(signal.SIGXCPU, on_xcpu)
+
+    def cpu_budget(seconds):
+        """RLIMIT_CPU counts the whole process: the soft limit becomes now + seconds."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        if seconds <= 0:
+            lim = hard
+        else:
+            used = sum(os.times()[:2])
+            lim = int(used) + 1 + seconds
+            if hard != resource.RLIM_INFINITY:
+                lim = min(lim, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (lim, hard))
+        except (ValueError, OSError):
+            pass
+
     def cell(code, interactive):
         linecache.cache[fn] = (len(code), None, code.splitlines(True), fn)
         try:
@@ -292,7 +325,11 @@ def kernel(cin, cout):
             os.dup2(mfd, 0)
             os.close(mfd)
             sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="replace")
-            code = cell(req.get("code", ""), bool(req.get("interactive", True)))
+            cpu_budget(int(req.get("cpu_seconds", 0)))
+            try:
+                code = cell(req.get("code", ""), bool(req.get("interactive", True)))
+            finally:
+                cpu_budget(0)
             for s in (sys.stdout, sys.stderr):
                 try:
                     s.flush()
@@ -653,7 +690,8 @@ class Conn:
         started = time.monotonic()
         try:
             write_all(k.cin, json.dumps({"code": args.get("code", ""), "stdin": args.get("stdin") or "",
-                                         "interactive": args.get("interactive", True)}).encode() + b"\n")
+                                         "interactive": args.get("interactive", True),
+                                         "cpu_seconds": int(args.get("cpu_seconds", 0))}).encode() + b"\n")
         except OSError:
             pass
         fwd = Forwarder(self, req.rid, limit)
@@ -731,7 +769,8 @@ class Conn:
         write_all(mfd, (args.get("stdin") or "").encode("utf-8", "replace"))
         os.lseek(mfd, 0, 0)
         started = time.monotonic()
-        sup = subprocess.Popen([sys.executable, "-I", "-S", "-c", SUPERVISOR, str(args.get("code", ""))],
+        sup = subprocess.Popen([sys.executable, "-I", "-S", "-c", SUPERVISOR, str(args.get("code", "")),
+                                str(int(args.get("cpu_seconds", 0)))],
                                stdin=mfd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                cwd=WS if os.path.isdir(WS) else None, start_new_session=True, close_fds=True)
         os.close(mfd)

@@ -169,6 +169,24 @@ describe("AgentChannel (host agent)", () => {
     expect((await ch.list()).map((e) => e.path)).not.toContain("short");
   });
 
+  it("a CPU-time budget ends a Python cell (state kept) and a bash call", async () => {
+    const b = makeBox();
+    boxes.push(b);
+    const ch = new AgentChannel(new LocalTransport(), {
+      maxFileBytes: 1000,
+      program: b.program,
+      cpuSeconds: 1,
+    });
+    channels.push(ch);
+    await track(ch);
+    const r = await ch.run(py("x = 1\nwhile True:\n    pass", { timeoutMs: 20_000 }));
+    expect(r).toMatchObject({ exitCode: 1, timedOut: false });
+    expect(r.stderr).toMatch(/CPUTimeLimitExceeded/);
+    expect((await ch.run(py("x"))).stdout).toBe("1\n");
+    const b2 = await ch.bash({ code: "while :; do :; done", timeoutMs: 20_000, maxOutputBytes: 100 });
+    expect(b2).toMatchObject({ exitCode: 128 + 24, timedOut: false });
+  });
+
   it("reset empties the namespace", async () => {
     const { ch } = open();
     await track(ch);

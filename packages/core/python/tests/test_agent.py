@@ -354,3 +354,17 @@ def test_user_code_is_the_oom_killers_first_choice(agent):
     c = agent()
     assert c.py("print(open('/proc/self/oom_score_adj').read().strip())").stdout == "1000\n"
     assert c.sh("cat /proc/self/oom_score_adj").stdout == "1000\n"
+
+
+def test_cpu_time_limit_ends_the_cell_not_the_namespace(agent):
+    c = agent()
+    c.py("x = 1\nwhile True:\n    pass", cpu_seconds=1)
+    r = c.py("y = 0\nwhile True:\n    y += 1", cpu_seconds=1, timeout_ms=20000)
+    assert r.final["exit_code"] == 1 and r.final["timed_out"] is False and "state_reset" not in r.final
+    assert "CPUTimeLimitExceeded" in r.stderr and r.final["duration_ms"] < 10000
+    assert c.py("print(x, y > 0)").stdout == "1 True\n"
+    # the budget is per cell: the next one gets its own
+    assert c.py("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\nprint('ok')",
+                cpu_seconds=1).stdout == "ok\n"
+    r = c.sh("while :; do :; done", cpu_seconds=1, timeout_ms=20000)
+    assert r.final["exit_code"] == 128 + signal.SIGXCPU and r.final["timed_out"] is False

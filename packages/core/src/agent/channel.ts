@@ -38,6 +38,8 @@ import { agentProgram, agentRelayCommand } from "./program.js";
 export interface AgentChannelOptions {
   /** Per-file cap for collected, read and written files (the file store's limit). */
   maxFileBytes: number;
+  /** CPU seconds per run (RLIMIT_CPU: bash per process, Python per cell); 0 = none (default). */
+  cpuSeconds?: number;
   /** Cap on files collected from one run (default MAX_COLLECTED_FILES). */
   maxFiles?: number;
   /** The relay's program (default agentProgram()); host tests point its paths elsewhere. */
@@ -443,6 +445,7 @@ export class AgentChannel {
       forward_limit: forwardLimit,
       max_files: this.maxFiles,
       max_bytes: maxFileBytes,
+      cpu_seconds: Math.max(0, Math.floor(this.opts.cpuSeconds ?? 0)),
     };
     const started = Date.now();
     const result = await this.request<AgentExecResult>(
