@@ -2,9 +2,10 @@
  * The resident agent's channel on a real hardened session container: one relay exec through
  * DockerExecTransport, then every call rides it (no engine request per call).
  */
+import { Readable } from "node:stream";
 import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentChannel, AgentChannelError, type ExecRequest } from "@code-interpreter/core";
+import { AgentChannel, AgentChannelError, NotFoundError, type ExecRequest } from "@code-interpreter/core";
 import { DockerExecTransport } from "../src/index.js";
 import { cleanup, makeBackend, sessionReq, track } from "./helpers.js";
 
@@ -69,6 +70,42 @@ describe("AgentChannel on a Docker session", () => {
   it("runs as the code's uid, bash in /workspace", async () => {
     const r = await ch.bash({ code: "id -u; pwd", timeoutMs: 5000, maxOutputBytes: 100 });
     expect(r.stdout).toBe("65532\n/workspace\n");
+  });
+
+  it("the agent is out of the code's reach: its descriptors cannot be opened", async () => {
+    const r = await ch.run(
+      py(
+        "import os\ntry:\n    os.listdir('/proc/%d/fd' % os.getppid())\n    print('open')\nexcept PermissionError:\n    print('denied')",
+      ),
+    );
+    expect(r.stdout).toBe("denied\n");
+  });
+
+  it("a bash timeout kills escaped descendants too", async () => {
+    const r = await ch.bash({
+      code: "( env -i setsid sh -c 'sleep 1000' & ); sleep 1000",
+      timeoutMs: 1000,
+      maxOutputBytes: 100,
+    });
+    expect(r).toMatchObject({ timedOut: true, exitCode: null });
+    const sleepers = (code: string) =>
+      ch.run(
+        py(
+          `${code}\nimport os, time\ntime.sleep(0.5)\nn = 0\nfor p in os.listdir('/proc'):\n    try:\n        n += p.isdigit() and open('/proc/%s/cmdline' % p, 'rb').read() == b'sleep\\x001000\\x00'\n    except OSError:\n        pass\nprint(n)`,
+        ),
+      );
+    // exactly one sleeper - the probe's own - so the escaped one is gone; then none
+    expect((await sleepers("import subprocess\nq = subprocess.Popen(['sleep', '1000'])")).stdout).toBe("1\n");
+    expect((await sleepers("q.kill(); q.wait()")).stdout).toBe("0\n");
+  });
+
+  it("writes and reads files without following symlinks", async () => {
+    await ch.write("d/in.txt", { size: 3, content: Readable.from([Buffer.from("abc")]) });
+    expect((await ch.run(py("print(open('d/in.txt').read())"))).stdout).toBe("abc\n");
+    await ch.run(py("import os\nos.symlink('/etc/passwd', 'pw')"));
+    await expect(ch.read("pw")).rejects.toBeInstanceOf(NotFoundError);
+    const f = await ch.read("d/in.txt");
+    expect(f.sizeBytes).toBe(3);
   });
 
   it("a code-killed agent fails that call clearly; the next call gets a fresh agent with state_reset", async () => {
