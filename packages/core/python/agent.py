@@ -16,7 +16,8 @@ kernel  runs cells in one persistent namespace (REPL printing of a bare last exp
 Frames, both directions: 4-byte big-endian payload length, kind byte, 4-byte big-endian
 request id, payload (at most MAX_PAYLOAD bytes). Requests: P python, B bash (JSON), C cancel,
 R reset, r read, W write (JSON header, then w chunks), S stage (JSON header, then w chunks),
-L list, p ping. Answers: H hello (id 0, per connection), 1/2 output chunks, F collected files
+L list, p ping (a P or B request too large for one frame is {"body_bytes": n}, then the JSON in
+w chunks). Answers: H hello (id 0, per connection), 1/2 output chunks, F collected files
 (tar chunks), M file meta, D data chunks, and one final X (JSON result) or E (JSON error).
 """
 import json
@@ -33,6 +34,7 @@ import time
 CTL = "/tmp/.code-interpreter"
 WS = "/workspace"
 MAX_PAYLOAD = 1 << 16
+MAX_BODY = 16 << 20
 HEADER = struct.Struct(">IBI")
 KILL_GRACE_S = 2.0
 DRAIN_S = 0.2
@@ -470,6 +472,7 @@ class Conn:
         self.wlock = threading.Lock()
         self.requests = {}
         self.uploads = {}
+        self.bodies = {}
         self.dead = False
 
     # ------------------------------------------------------------ output
@@ -519,7 +522,10 @@ class Conn:
                         break
                     payload = bytes(buf[off + HEADER.size:off + HEADER.size + n])
                     off += HEADER.size + n
-                    self.dispatch(chr(kind), rid, payload)
+                    try:
+                        self.dispatch(chr(kind), rid, payload)
+                    except Exception as e:  # e.g. no thread left under the pids limit
+                        self.error(rid, "failed", "%s: %s" % (type(e).__name__, e))
                 del buf[:off]
         except OSError:
             pass
@@ -535,6 +541,21 @@ class Conn:
                 pass
 
     def dispatch(self, kind, rid, payload):
+        body = self.bodies.get(rid)
+        if body is not None and kind in ("w", "C"):
+            # A request too large for one frame: {"body_bytes": n}, then n bytes of JSON in w chunks.
+            if kind == "C":
+                del self.bodies[rid]
+                self.error(rid, "cancelled", "cancelled")
+                return
+            body[1].extend(payload)
+            if len(body[1]) > body[2]:
+                del self.bodies[rid]
+                self.error(rid, "bad_request", "more body bytes than announced")
+            elif len(body[1]) == body[2]:
+                del self.bodies[rid]
+                self.dispatch(body[0], rid, bytes(body[1]))
+            return
         if kind == "C":
             r = self.requests.get(rid)
             if r is not None:
@@ -549,7 +570,7 @@ class Conn:
             if u is not None:
                 self.upload_chunk(rid, u, payload)
             return
-        if rid in self.requests or rid in self.uploads:
+        if rid in self.requests or rid in self.uploads or rid in self.bodies:
             self.error(rid, "bad_request", "request id already in use")
             return
         try:
@@ -558,6 +579,13 @@ class Conn:
                 raise ValueError("not an object")
         except ValueError as e:
             self.error(rid, "bad_request", "bad request: %s" % e)
+            return
+        if "body_bytes" in args and kind in ("P", "B"):
+            n = args["body_bytes"]
+            if not isinstance(n, int) or not 0 < n <= MAX_BODY:
+                self.error(rid, "bad_request", "body_bytes must be 1..%d" % MAX_BODY)
+            else:
+                self.bodies[rid] = (kind, bytearray(), n)
             return
         if kind == "p":
             self.result(rid, {"ok": True})

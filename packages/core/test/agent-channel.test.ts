@@ -109,6 +109,13 @@ describe("AgentChannel (host agent)", () => {
     expect(r.timedOut).toBe(true);
   });
 
+  it("takes code and stdin larger than one frame", async () => {
+    const { ch } = open();
+    await track(ch);
+    const code = `s = "${"a".repeat(200_000)}"\nimport sys\nprint(len(s), len(sys.stdin.read()))`;
+    expect((await ch.run(py(code, { stdin: "b".repeat(300_000) }))).stdout).toBe("200000 300000\n");
+  });
+
   it("caps output at maxOutputBytes with the marker", async () => {
     const { ch } = open();
     await track(ch);

@@ -368,3 +368,13 @@ def test_cpu_time_limit_ends_the_cell_not_the_namespace(agent):
                 cpu_seconds=1).stdout == "ok\n"
     r = c.sh("while :; do :; done", cpu_seconds=1, timeout_ms=20000)
     assert r.final["exit_code"] == 128 + signal.SIGXCPU and r.final["timed_out"] is False
+
+
+def test_a_request_body_in_chunks(agent):
+    c = agent()
+    body = json.dumps({"code": "print(len(%r))" % ("x" * 100000), "timeout_ms": 5000}).encode()
+    rid = c.start("P", {"body_bytes": len(body)})
+    for i in range(0, len(body), 1 << 16):
+        c.send("w", rid, body[i:i + (1 << 16)])
+    assert c.wait(rid).stdout == "100000\n"
+    assert c.call("B", {"body_bytes": (16 << 20) + 1}).final["error"] == "bad_request"

@@ -561,7 +561,16 @@ export class AgentChannel {
             settle(e);
           },
         };
-        return { pending, send: () => conn.send([jsonFrame(kind, id, args)]) };
+        const body = Buffer.from(JSON.stringify(args), "utf8");
+        // Too large for one frame (long code or stdin): a header, then the JSON in chunks.
+        const frames =
+          body.length <= AGENT_MAX_PAYLOAD
+            ? [encodeAgentFrame(kind, id, body)]
+            : [
+                jsonFrame(kind, id, { body_bytes: body.length }),
+                ...chunkFrames(AgentRequestKind.chunk, id, body),
+              ];
+        return { pending, send: () => conn.send(frames) };
       },
     );
     if (this.lostState !== null && req.language === "python") {
