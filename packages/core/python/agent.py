@@ -15,7 +15,7 @@ kernel  runs cells in one persistent namespace (REPL printing of a bare last exp
 
 Frames, both directions: 4-byte big-endian payload length, kind byte, 4-byte big-endian
 request id, payload (at most MAX_PAYLOAD bytes). Requests: P python, B bash (JSON), C cancel,
-R reset, r read, W write (JSON header, then w chunks), S stage (JSON header, then w chunks),
+R reset, r read (A: bytes the reader took), W write (JSON header, then w chunks), S stage (JSON header, then w chunks),
 L list, p ping (a P or B request too large for one frame is {"body_bytes": n}, then the JSON in
 w chunks). Answers: H hello (id 0, per connection), 1/2 output chunks, F collected files
 (tar chunks), M file meta, D data chunks, and one final X (JSON result) or E (JSON error).
@@ -35,6 +35,7 @@ CTL = "/tmp/.code-interpreter"
 WS = "/workspace"
 MAX_PAYLOAD = 1 << 16
 MAX_BODY = 16 << 20
+RELAY_BUFFER = 1 << 20
 HEADER = struct.Struct(">IBI")
 KILL_GRACE_S = 2.0
 DRAIN_S = 0.2
@@ -186,25 +187,59 @@ def relay():
         sys.stderr.write("relay: the agent did not start\n")
         os._exit(3)
     write_all(1, frame_bytes(ord("h"), 0, json.dumps({"fresh": fresh}).encode()))
+    pump(s)
+
+
+def pump(s):
+    """Copies stdin to the socket and the socket to stdout, never blocking on one direction
+    while the other is full (each side buffers at most RELAY_BUFFER bytes)."""
     sfd = s.fileno()
-    open_in = True
+    s.setblocking(False)
+    os.set_blocking(1, False)
+    to_sock, to_out = bytearray(), bytearray()
     while True:
-        ready, _, _ = select.select([0, sfd] if open_in else [sfd], [], [])
-        if 0 in ready:
+        r, w = [], []
+        if len(to_sock) < RELAY_BUFFER:
+            r.append(0)
+        if len(to_out) < RELAY_BUFFER:
+            r.append(sfd)
+        if to_sock:
+            w.append(sfd)
+        if to_out:
+            w.append(1)
+        ready_r, ready_w, _ = select.select(r, w, [])
+        if 0 in ready_r:
             data = os.read(0, 1 << 16)
-            if not data:
-                open_in = False
-                s.shutdown(socket.SHUT_WR)
+            if not data:  # the API closed the channel
                 os._exit(0)
-            s.sendall(data)
-        if sfd in ready:
+            to_sock += data
+        if sfd in ready_r:
             try:
                 data = s.recv(1 << 16)
+            except BlockingIOError:
+                data = None
             except OSError:
                 data = b""
-            if not data:
+            if data == b"":  # the agent went away
+                os.set_blocking(1, True)
+                write_all(1, to_out)
                 os._exit(0)
-            write_all(1, data)
+            if data:
+                to_out += data
+        if sfd in ready_w and to_sock:
+            try:
+                del to_sock[:s.send(to_sock)]
+            except BlockingIOError:
+                pass
+            except OSError:
+                os._exit(0)
+        if 1 in ready_w and to_out:
+            try:
+                del to_out[:os.write(1, to_out)]
+            except BlockingIOError:
+                pass
+            except OSError:
+                os._exit(0)
 
 
 def connect(path):
@@ -439,6 +474,24 @@ class Request:
     def __init__(self, conn, rid):
         self.conn, self.rid = conn, rid
         self.cancelled = threading.Event()
+        self.cond = threading.Condition()
+        self.acked = 0
+
+    def cancel(self):
+        self.cancelled.set()
+        with self.cond:
+            self.cond.notify_all()
+
+    def ack(self, n):
+        with self.cond:
+            self.acked += n
+            self.cond.notify_all()
+
+    def wait_credit(self, sent, window):
+        """Blocks while `window` bytes or more are unacknowledged (the reader is behind)."""
+        with self.cond:
+            while sent - self.acked >= window and not self.cancelled.is_set():
+                self.cond.wait(1.0)
 
 
 class Agent:
@@ -532,7 +585,7 @@ class Conn:
         finally:
             self.dead = True
             for r in list(self.requests.values()):
-                r.cancelled.set()
+                r.cancel()
             for u in list(self.uploads.values()):
                 u.abort()
             try:
@@ -559,11 +612,16 @@ class Conn:
         if kind == "C":
             r = self.requests.get(rid)
             if r is not None:
-                r.cancelled.set()
+                r.cancel()
             u = self.uploads.pop(rid, None)
             if u is not None:
                 u.abort()
                 self.error(rid, "cancelled", "cancelled")
+            return
+        if kind == "A":  # the reader took this many more bytes of a read
+            r = self.requests.get(rid)
+            if r is not None and len(payload) == 4:
+                r.ack(struct.unpack(">I", payload)[0])
             return
         if kind == "w":
             u = self.uploads.get(rid)
@@ -623,15 +681,20 @@ class Conn:
         fd, size = self.agent.ws["open_for_read"](args.get("path"), int(args.get("max_bytes", 0)))
         try:
             self.send("M", req.rid, json.dumps({"size": size}).encode())
+            # Flow control per read: at most `window` bytes ahead of the reader's acks (A), so
+            # a slow reader never holds up the rest of the connection.
+            window = int(args.get("window", 0))
             left = size
-            while left > 0 and not req.cancelled.is_set():
+            while left > 0 and not req.cancelled.is_set() and not self.dead:
+                if window > 0:
+                    req.wait_credit(size - left, window)
+                    if req.cancelled.is_set():
+                        break
                 chunk = os.read(fd, min(MAX_PAYLOAD, left))
-                if not chunk:
-                    break
+                if not chunk:  # the file shrank: keep the promised length
+                    chunk = b"\0" * min(MAX_PAYLOAD, left)
                 self.send("D", req.rid, chunk)
                 left -= len(chunk)
-            if left > 0 and not req.cancelled.is_set():  # the file shrank: keep the promised length
-                self.send("D", req.rid, b"\0" * left)
         finally:
             os.close(fd)
         self.result(req.rid, {"size": size})
@@ -680,7 +743,7 @@ class Conn:
         k = self.agent.kernel
         running = k.current
         if running is not None:
-            running.cancelled.set()
+            running.cancel()
         with k.lock:
             k.stop()
         self.result(req.rid, {"state_reset": True, "reason": "reset requested"})

@@ -194,6 +194,16 @@ describe("AgentChannel (host agent)", () => {
     expect(b2).toMatchObject({ exitCode: 128 + 24, timedOut: false });
   });
 
+  it("a large upload completes while a large read waits for its reader", async () => {
+    const { ch, box } = open();
+    await track(ch);
+    writeFileSync(join(box.ws, "big.bin"), Buffer.alloc(6 << 20, 7));
+    const reading = await ch.read("big.bin", 8 << 20);
+    await ch.write("up.bin", { size: 6 << 20, content: Readable.from([Buffer.alloc(6 << 20, 9)]) }, 8 << 20);
+    expect((await readAll(reading.content)).length).toBe(6 << 20);
+    expect(readFileSync(join(box.ws, "up.bin")).length).toBe(6 << 20);
+  });
+
   it("reset empties the namespace", async () => {
     const { ch } = open();
     await track(ch);

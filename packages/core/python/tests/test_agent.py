@@ -378,3 +378,24 @@ def test_a_request_body_in_chunks(agent):
         c.send("w", rid, body[i:i + (1 << 16)])
     assert c.wait(rid).stdout == "100000\n"
     assert c.call("B", {"body_bytes": (16 << 20) + 1}).final["error"] == "bad_request"
+
+
+def test_a_read_waits_for_its_readers_acks(agent, box):
+    c = agent()
+    with open(os.path.join(box["WS"], "big"), "wb") as f:
+        f.write(b"q" * (3 << 20))
+    rid = c.start("r", {"path": "big", "max_bytes": 4 << 20, "window": 1 << 20})
+    got = 0
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # no ack: the agent stops within the window
+        try:
+            f = c.frame(timeout=max(0.01, deadline - time.monotonic()))
+        except AssertionError:
+            break
+        if f and f[0] == "D" and f[1] == rid:
+            got += len(f[2])
+    assert (1 << 20) <= got < (1 << 20) + (1 << 16)
+    assert c.call("p", {}).final == {"ok": True}  # the connection itself is not held up
+    c.send("A", rid, struct.pack(">I", 3 << 20))
+    r = c.wait(rid)
+    assert got + len(r.data) == 3 << 20 and r.final == {"size": 3 << 20}

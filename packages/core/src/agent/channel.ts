@@ -88,6 +88,8 @@ interface Pending {
 }
 
 const MAX_CONTROL_JSON = 4096;
+/** A read runs at most this far ahead of its reader (the agent waits for acks). */
+const READ_WINDOW_BYTES = 1 << 20;
 const MAX_RELAY_STDERR = 8192;
 
 function parseJson(payload: Buffer, max = MAX_CONTROL_JSON): Record<string, unknown> | null {
@@ -674,7 +676,8 @@ export class AgentChannel {
   /**
    * Reads a regular file of at most `maxBytes` (default maxFileBytes). Resolves once its size is
    * known; the content streams after and fails if the agent sends more or less than it said.
-   * While the reader is behind, the whole channel waits (bounded memory).
+   * Flow-controlled per read (a window of READ_WINDOW_BYTES, acknowledged as the reader takes
+   * them): a slow reader holds up only its own read.
    */
   async read(path: string, maxBytes = this.opts.maxFileBytes): Promise<SessionFile> {
     assertSafeWorkspacePath(path);
@@ -688,6 +691,17 @@ export class AgentChannel {
         let size = 0;
         let got = 0;
         let ended = false;
+        /** Bytes acknowledged to the agent, and bytes delivered but not yet acknowledged. */
+        let taken = 0;
+        let unacked = 0;
+        const ack = () => {
+          if (unacked === 0 || ended) return;
+          const n = Buffer.alloc(4);
+          n.writeUInt32BE(unacked);
+          taken += unacked;
+          unacked = 0;
+          conn.sendQuiet(encodeAgentFrame(AgentRequestKind.ack, id, n));
+        };
         const bad = (why: string) => {
           const e = new AgentChannelError(`${what}: the session agent broke the protocol (${why})`);
           content?.destroy(e);
@@ -704,9 +718,8 @@ export class AgentChannel {
                 size = m.size;
                 const stream = new PassThrough();
                 content = stream;
-                stream.on("drain", () => conn.resume());
+                stream.on("drain", ack);
                 stream.on("close", () => {
-                  conn.resume();
                   if (!ended) {
                     // The reader went away: stop the agent's side too.
                     conn.sendQuiet(encodeAgentFrame(AgentRequestKind.cancel, id));
@@ -719,7 +732,10 @@ export class AgentChannel {
               if (k === AgentReplyKind.data) {
                 got += payload.length;
                 if (got > size) return bad("more bytes than announced");
-                if (!content.write(payload)) conn.pause();
+                if (got - taken > READ_WINDOW_BYTES + AGENT_MAX_PAYLOAD)
+                  return bad("more bytes than the window");
+                unacked += payload.length;
+                if (content.write(payload)) ack();
               } else if (k === AgentReplyKind.result) {
                 if (got !== size) return bad("fewer bytes than announced");
                 ended = true;
@@ -737,7 +753,10 @@ export class AgentChannel {
               call.settle(e);
             },
           },
-          send: () => conn.send([jsonFrame(AgentRequestKind.read, id, { path, max_bytes: maxBytes })]),
+          send: () =>
+            conn.send([
+              jsonFrame(AgentRequestKind.read, id, { path, max_bytes: maxBytes, window: READ_WINDOW_BYTES }),
+            ]),
         };
       },
       true,

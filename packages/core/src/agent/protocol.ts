@@ -18,6 +18,8 @@ export const AgentRequestKind = {
   write: k("W"),
   stage: k("S"),
   chunk: k("w"),
+  /** Flow control of a read: a u32 count of bytes the reader has taken. */
+  ack: k("A"),
   list: k("L"),
   ping: k("p"),
 } as const;
