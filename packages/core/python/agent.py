@@ -2,8 +2,9 @@
 
 One program, three roles (argv[1]), always started through bootstrap.py or BOOT below (so the
 source arrives on stdin, and the bootstrap's global `b` holds it - the agent re-launches itself
-from those bytes). The API prefixes it with `WORKSPACE_SRC = "<workspace.py>"` (see core's
-src/agent/program.ts): file operations reuse workspace.py's functions.
+from those bytes). The API prefixes it with `WORKSPACE_SRC = "<workspace.py>"` and
+`RUNNER_SRC = "<runner.py>"` (see core's src/agent/program.ts): file operations reuse
+workspace.py's functions, file collection the runner's snapshot and collect.
 
 relay   the API's end of one channel: one long-lived exec per session per API process. Connects
         to the agent's unix socket (CTL/agent.sock, CTL 0700), starting a detached agent when
@@ -502,6 +503,10 @@ class Agent:
         exec(compile(globals()["WORKSPACE_SRC"], "<workspace>", "exec"), w)
         w["WS"] = WS
         self.ws = w
+        r = {"__name__": "runner"}
+        exec(compile(globals()["RUNNER_SRC"], "<runner>", "exec"), r)
+        r["WS"] = WS
+        self.runner = r
 
     def serve(self):
         threading.Thread(target=spawner, daemon=True).start()
@@ -774,7 +779,7 @@ class Conn:
             k.stop()
         if k.proc is None:
             k.start()
-        snap = snapshot() if args.get("collect") else None
+        snap = self.agent.runner["snapshot"]() if args.get("collect") else None
         k.drain_stale()
         timeout = max(1, int(args.get("timeout_ms", 30000))) / 1000.0
         limit = int(args.get("forward_limit", 1 << 20))
@@ -855,7 +860,7 @@ class Conn:
         import subprocess
         limit = int(args.get("forward_limit", 1 << 20))
         timeout = max(1, int(args.get("timeout_ms", 30000))) / 1000.0
-        snap = snapshot() if args.get("collect") else None
+        snap = self.agent.runner["snapshot"]() if args.get("collect") else None
         mfd = os.memfd_create("stdin")
         write_all(mfd, (args.get("stdin") or "").encode("utf-8", "replace"))
         os.lseek(mfd, 0, 0)
@@ -903,8 +908,8 @@ class Conn:
 
     def collect(self, rid, snap, args):
         try:
-            collect(snap, int(args.get("max_files", 100)), int(args.get("max_bytes", 1 << 20)),
-                    lambda data: self.send("F", rid, data))
+            self.agent.runner["collect"](snap, int(args.get("max_files", 100)), int(args.get("max_bytes", 1 << 20)),
+                                         ChunkFile(lambda data: self.send("F", rid, data)))
         except Exception as e:
             self.send("2", rid, ("collecting files failed: %s\n" % e).encode())
 
@@ -1003,21 +1008,9 @@ class Upload:
             self.dir = None
 
 
-def snapshot():
-    snap = {}
-    for root, dirs, files in os.walk(WS):
-        for name in files:
-            full = os.path.join(root, name)
-            try:
-                st = os.lstat(full)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                snap[os.path.relpath(full, WS)] = (st.st_size, st.st_mtime_ns, st.st_ino)
-    return snap
-
-
 class ChunkFile:
+    """A write-only file object handing what it gets to fn (the collected files' tar)."""
+
     def __init__(self, fn):
         self.fn = fn
 
@@ -1027,44 +1020,6 @@ class ChunkFile:
 
     def flush(self):
         pass
-
-
-def collect(snap, max_files, max_bytes, emit):
-    """A tar of the regular files created or changed since the snapshot, in chunks to emit."""
-    import io
-    import tarfile
-    out = tarfile.open(fileobj=ChunkFile(emit), mode="w|", format=tarfile.PAX_FORMAT)
-    count = 0
-    for root, dirs, files in os.walk(WS):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            rel = os.path.relpath(full, WS)
-            try:
-                st = os.lstat(full)
-            except OSError:
-                continue
-            if not stat.S_ISREG(st.st_mode) or snap.get(rel) == (st.st_size, st.st_mtime_ns, st.st_ino):
-                continue
-            if st.st_size > max_bytes or count >= max_files:
-                continue
-            try:
-                fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            except OSError:
-                continue
-            with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    continue
-                data = f.read(max_bytes + 1)
-            if len(data) > max_bytes:
-                continue
-            ti = tarfile.TarInfo(rel)
-            ti.size = len(data)
-            ti.mtime = int(st.st_mtime)
-            ti.mode = 0o644
-            out.addfile(ti, io.BytesIO(data))
-            count += 1
-    out.close()
 
 
 def agent():

@@ -138,11 +138,12 @@ def snapshot():
     return snap
 
 
-def collect(snap, max_files, max_bytes):
-    """Streams a tar of the regular files created or changed since the snapshot."""
+def collect(snap, max_files, max_bytes, sink=None):
+    """Streams a tar of the regular files created or changed since the snapshot (as F frames,
+    or to `sink`, a file-like object: the resident agent reuses this)."""
     import io
     import tarfile
-    out = tarfile.open(fileobj=FrameFile(b"F"), mode="w|", format=tarfile.PAX_FORMAT)
+    out = tarfile.open(fileobj=sink or FrameFile(b"F"), mode="w|", format=tarfile.PAX_FORMAT)
     count = 0
     for root, dirs, files in os.walk(WS):
         dirs.sort()

@@ -18,10 +18,12 @@ HEADER = struct.Struct(">IBI")
 
 
 def program(box):
-    with open(os.path.join(HERE, "workspace.py")) as f:
-        ws = f.read()
+    srcs = []
+    for name in ("workspace.py", "runner.py"):
+        with open(os.path.join(HERE, name)) as f:
+            srcs.append(f.read())
     agent = source("agent.py", WS=box["WS"], CTL=box["CTL"])
-    return ("WORKSPACE_SRC = %s\n" % json.dumps(ws) + agent).encode()
+    return ("WORKSPACE_SRC = %s\nRUNNER_SRC = %s\n" % tuple(json.dumps(x) for x in srcs) + agent).encode()
 
 
 class Client:

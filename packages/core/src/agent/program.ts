@@ -1,9 +1,10 @@
 /**
- * The bytes and the command line of a session's relay: agent.py (with workspace.py's source
- * as WORKSPACE_SRC, whose file functions the agent reuses) run through bootstrap.py, its
+ * The bytes and the command line of a session's relay: agent.py (with workspace.py's and
+ * runner.py's sources as WORKSPACE_SRC and RUNNER_SRC: the agent reuses their file
+ * operations, snapshot and collector) run through bootstrap.py, its
  * source first on the exec's stdin, then the frames.
  */
-import { AGENT_PY_SOURCE, RUNNER_BOOTSTRAP_PY, WORKSPACE_PY } from "../executor-scripts.js";
+import { AGENT_PY_SOURCE, RUNNER_BOOTSTRAP_PY, RUNNER_PY, WORKSPACE_PY } from "../executor-scripts.js";
 
 export interface AgentPaths {
   /** Stands in for /workspace (tests on the host only). */
@@ -25,7 +26,8 @@ export function agentProgram(paths?: AgentPaths): Buffer {
     src = withConstant(src, "WS", paths.workspaceDir);
     src = withConstant(src, "CTL", paths.controlDir);
   }
-  return Buffer.from(`WORKSPACE_SRC = ${JSON.stringify(WORKSPACE_PY)}\n${src}`, "utf8");
+  const prefix = `WORKSPACE_SRC = ${JSON.stringify(WORKSPACE_PY)}\nRUNNER_SRC = ${JSON.stringify(RUNNER_PY)}\n`;
+  return Buffer.from(prefix + src, "utf8");
 }
 
 /** `python3 -I -S -c <bootstrap> <programBytes> relay`, the one long-lived exec of a channel. */
