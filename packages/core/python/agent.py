@@ -623,7 +623,7 @@ class Conn:
                 u.abort()
                 self.error(rid, "cancelled", "cancelled")
             return
-        if kind == "A":  # the reader took this many more bytes of a read
+        if kind == "A":  # the API took this many more bytes of a read or of collected files
             r = self.requests.get(rid)
             if r is not None and len(payload) == 4:
                 r.ack(struct.unpack(">I", payload)[0])
@@ -853,7 +853,7 @@ class Conn:
             out["state_reset"] = True
             out["reason"] = reset_reason
         if snap is not None:
-            self.collect(req.rid, snap, args)
+            self.collect(req, snap, args)
         return out
 
     def bash(self, req, args):
@@ -903,15 +903,26 @@ class Conn:
         result = {"exit_code": None if timed_out else (128 - status if status < 0 else status),
                   "timed_out": timed_out, "duration_ms": int((time.monotonic() - started) * 1000)}
         if snap is not None:
-            self.collect(req.rid, snap, args)
+            self.collect(req, snap, args)
         self.result(req.rid, result)
 
-    def collect(self, rid, snap, args):
+    def collect(self, req, snap, args):
+        """The files' tar as F frames, at most `files_window` bytes ahead of the API's acks."""
+        window = int(args.get("files_window", 0))
+        sent = [0]
+
+        def emit(data):
+            if window > 0:
+                req.wait_credit(sent[0], window)
+            if req.cancelled.is_set() or self.dead:
+                raise RuntimeError("cancelled")
+            self.send("F", req.rid, data)
+            sent[0] += len(data)
         try:
             self.agent.runner["collect"](snap, int(args.get("max_files", 100)), int(args.get("max_bytes", 1 << 20)),
-                                         ChunkFile(lambda data: self.send("F", rid, data)))
+                                         ChunkFile(emit))
         except Exception as e:
-            self.send("2", rid, ("collecting files failed: %s\n" % e).encode())
+            self.send("2", req.rid, ("collecting files failed: %s\n" % e).encode())
 
 
 class Forwarder:

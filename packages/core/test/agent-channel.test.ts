@@ -204,6 +204,34 @@ describe("AgentChannel (host agent)", () => {
     expect(readFileSync(join(box.ws, "up.bin")).length).toBe(6 << 20);
   });
 
+  it("collects large files through a slow store; a failing store does not wedge the session", async () => {
+    const b = makeBox();
+    boxes.push(b);
+    const ch = new AgentChannel(new LocalTransport(), { maxFileBytes: 4 << 20, program: b.program });
+    channels.push(ch);
+    await track(ch);
+    const sizes: number[] = [];
+    const r = await ch.run(
+      py("for i in range(3):\n    open('f%d' % i, 'wb').write(b'z' * (3 << 20))", {
+        collectFiles: async (f) => {
+          await new Promise((res) => setTimeout(res, 200));
+          sizes.push((await readAll(f.content)).length);
+          return `id-${sizes.length}`;
+        },
+      }),
+    );
+    expect(r.files.map((f) => f.path)).toEqual(["f0", "f1", "f2"]);
+    expect(sizes).toEqual([3 << 20, 3 << 20, 3 << 20]);
+    await expect(
+      ch.run(
+        py("for i in range(3):\n    open('g%d' % i, 'wb').write(b'y' * (3 << 20))", {
+          collectFiles: () => Promise.reject(new Error("store is down")),
+        }),
+      ),
+    ).rejects.toThrow(/collecting output files failed: store is down/);
+    expect((await ch.run(py("print('next')"))).stdout).toBe("next\n");
+  });
+
   it("reset empties the namespace", async () => {
     const { ch } = open();
     await track(ch);

@@ -90,6 +90,8 @@ interface Pending {
 const MAX_CONTROL_JSON = 4096;
 /** A read runs at most this far ahead of its reader (the agent waits for acks). */
 const READ_WINDOW_BYTES = 1 << 20;
+/** Collected files run at most this far ahead of the file store. */
+const FILES_WINDOW_BYTES = 1 << 20;
 const MAX_RELAY_STDERR = 8192;
 
 function parseJson(payload: Buffer, max = MAX_CONTROL_JSON): Record<string, unknown> | null {
@@ -241,15 +243,6 @@ class Connection {
   /** Best effort, never throws (cancel frames). */
   sendQuiet(frame: Buffer): void {
     if (!this.closed) this.stdin.write(frame);
-  }
-
-  /** Stops reading while a consumer is behind (bounded memory; holds the whole channel). */
-  pause(): void {
-    this.proc?.stdout.pause();
-  }
-
-  resume(): void {
-    this.proc?.stdout.resume();
   }
 
   close(err: Error): void {
@@ -447,6 +440,7 @@ export class AgentChannel {
       forward_limit: forwardLimit,
       max_files: this.maxFiles,
       max_bytes: maxFileBytes,
+      files_window: FILES_WINDOW_BYTES,
       cpu_seconds: Math.max(0, Math.floor(this.opts.cpuSeconds ?? 0)),
     };
     const started = Date.now();
@@ -457,6 +451,17 @@ export class AgentChannel {
         const out = new OutputLimiter(req.maxOutputBytes);
         const err = new OutputLimiter(req.maxOutputBytes);
         const got = { out: 0, err: 0, tar: 0 };
+        /** Collected bytes acknowledged to the agent, and delivered but not acknowledged. */
+        let tarTaken = 0;
+        let tarUnacked = 0;
+        const tarAck = () => {
+          if (tarUnacked === 0) return;
+          const n = Buffer.alloc(4);
+          n.writeUInt32BE(tarUnacked);
+          tarTaken += tarUnacked;
+          tarUnacked = 0;
+          conn.sendQuiet(encodeAgentFrame(AgentRequestKind.ack, id, n));
+        };
         let tar: PassThrough | null = null;
         let collecting: Promise<ProducedFile[]> | null = null;
         let onAbort: (() => void) | undefined;
@@ -502,16 +507,18 @@ export class AgentChannel {
               if (!tar) {
                 tar = new PassThrough();
                 tar.on("error", () => undefined);
+                tar.on("drain", tarAck);
                 collecting = extractFiles(tar, sink, { maxFiles: this.maxFiles, maxFileBytes });
                 collecting.catch((e: unknown) => {
                   if (e instanceof ProtocolViolation) violation(e.message);
+                  // The file store failed: the agent stops collecting (it waits for acks).
+                  else conn.sendQuiet(encodeAgentFrame(AgentRequestKind.cancel, id));
                 });
               }
-              if (!tar.destroyed && !tar.write(payload)) {
-                conn.pause();
-                tar.once("drain", () => conn.resume());
-                tar.once("close", () => conn.resume());
-              }
+              if (got.tar - tarTaken > FILES_WINDOW_BYTES + AGENT_MAX_PAYLOAD)
+                return violation("collected files beyond the window");
+              tarUnacked += payload.length;
+              if (!tar.destroyed && tar.write(payload)) tarAck();
             } else if (k === AgentReplyKind.result) {
               const r = parseJson(payload);
               const code = r?.exit_code;
