@@ -8,8 +8,8 @@ workspace.py's functions, file collection the runner's snapshot and collect.
 
 relay   the API's end of one channel: one long-lived exec per session per API process. Connects
         to the agent's unix socket (CTL/agent.sock, CTL 0700), starting a detached agent when
-        none answers, writes a "h" frame {fresh}, then copies bytes both ways until either end
-        closes.
+        none answers, passes on the agent's hello with "fresh" added (whether it had to start
+        it), then copies bytes both ways until either end closes.
 agent   serves any number of connections, requests multiplexed by id. Holds the Python state in
         a kernel child; runs bash under a per-call subreaper supervisor; does file operations.
 kernel  runs cells in one persistent namespace (REPL printing of a bare last expression).
@@ -18,7 +18,7 @@ Frames, both directions: 4-byte big-endian payload length, kind byte, 4-byte big
 request id, payload (at most MAX_PAYLOAD bytes). Requests: P python, B bash (JSON), C cancel,
 R reset, r read (A: bytes the reader took), W write (JSON header, then w chunks), S stage (JSON header, then w chunks),
 L list, p ping (a P or B request too large for one frame is {"body_bytes": n}, then the JSON in
-w chunks). Answers: H hello (id 0, per connection), 1/2 output chunks, F collected files
+w chunks). Answers: H hello (id 0, first, {boot_id, pid, generation, fresh}), 1/2 output chunks, F collected files
 (tar chunks), M file meta, D data chunks, and one final X (JSON result) or E (JSON error).
 """
 import json
@@ -187,8 +187,31 @@ def relay():
     if s is None:
         sys.stderr.write("relay: the agent did not start\n")
         os._exit(3)
-    write_all(1, frame_bytes(ord("h"), 0, json.dumps({"fresh": fresh}).encode()))
+    # The API's first frame: the agent's hello, with whether this relay had to start it.
+    s.settimeout(10)
+    try:
+        n, kind, rid = HEADER.unpack(recv_exact(s, HEADER.size))
+        if kind != ord("H") or rid != 0 or n > 4096:
+            raise ValueError("not a hello")
+        hello = json.loads(recv_exact(s, n))
+        if not isinstance(hello, dict):
+            raise ValueError("not a hello")
+    except (OSError, ValueError) as e:
+        sys.stderr.write("relay: the agent did not say hello (%s)\n" % e)
+        os._exit(3)
+    hello["fresh"] = fresh
+    write_all(1, frame_bytes(ord("H"), 0, json.dumps(hello).encode()))
     pump(s)
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        c = s.recv(n - len(buf))
+        if not c:
+            raise ValueError("the agent closed the connection")
+        buf += c
+    return buf
 
 
 def pump(s):

@@ -40,8 +40,9 @@ function forged(reply: Reply, hello = true) {
         }
       });
       if (hello) {
-        stdout.write(encodeAgentFrame(AgentReplyKind.relayHello, 0, Buffer.from('{"fresh":true}')));
-        stdout.write(encodeAgentFrame(AgentReplyKind.hello, 0, Buffer.from('{"boot_id":"ab12"}')));
+        stdout.write(
+          encodeAgentFrame(AgentReplyKind.hello, 0, Buffer.from('{"boot_id":"ab12","fresh":true}')),
+        );
       }
       const done = new Promise<number | null>((resolve) => stdout.on("close", () => resolve(null)));
       return Promise.resolve({ stdout, stderr, done, destroy: () => stdout.destroy() });

@@ -140,7 +140,6 @@ class Connection {
   readonly stdin = new PassThrough();
   closed = false;
   hello: AgentHello | null = null;
-  private relayFresh: boolean | null = null;
   private stderr: Buffer[] = [];
   private stderrBytes = 0;
   private readonly parser: AgentFrameParser;
@@ -200,23 +199,14 @@ class Connection {
 
   private onFrame(kind: number, id: number, payload: Buffer): void {
     if (this.hello === null) {
-      if (kind === AgentReplyKind.relayHello && this.relayFresh === null && id === 0) {
-        const h = parseJson(payload);
-        if (h === null || typeof h.fresh !== "boolean") return this.parser.fail("a malformed relay hello");
-        this.relayFresh = h.fresh;
-        return;
-      }
-      if (kind === AgentReplyKind.hello && this.relayFresh !== null && id === 0) {
-        const h = parseJson(payload);
-        const bootId = h?.boot_id;
-        if (typeof bootId !== "string" || !/^[0-9a-f]{1,64}$/.test(bootId))
-          return this.parser.fail("a malformed agent hello");
-        this.hello = { bootId, fresh: this.relayFresh };
-        this.helloWaiter?.resolve(this.hello);
-        this.helloWaiter = null;
-        return;
-      }
-      return this.parser.fail("no hello first");
+      const h = kind === AgentReplyKind.hello && id === 0 ? parseJson(payload) : null;
+      const bootId = h?.boot_id;
+      if (typeof bootId !== "string" || !/^[0-9a-f]{1,64}$/.test(bootId) || typeof h?.fresh !== "boolean")
+        return this.parser.fail("no well-formed hello first");
+      this.hello = { bootId, fresh: h.fresh };
+      this.helloWaiter?.resolve(this.hello);
+      this.helloWaiter = null;
+      return;
     }
     // Late frames of a request that is over (cancelled, timed out) are dropped.
     this.pending.get(id)?.onFrame(kind, payload);

@@ -26,7 +26,6 @@ export const AgentRequestKind = {
 
 /** Kinds the relay and the agent send. */
 export const AgentReplyKind = {
-  relayHello: k("h"),
   hello: k("H"),
   stdout: k("1"),
   stderr: k("2"),
