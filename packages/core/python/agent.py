@@ -542,8 +542,21 @@ class Agent:
         srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         srv.bind(path)
         srv.listen(64)
+        mine = os.lstat(path).st_ino
+        srv.settimeout(1.0)
         while True:
-            c, _ = srv.accept()
+            try:
+                c, _ = srv.accept()
+            except socket.timeout:
+                # Our socket was removed or replaced (by the code, or a test's cleanup): nobody
+                # can reach us any more, so we end (the kernel follows, PR_SET_PDEATHSIG).
+                try:
+                    if os.lstat(path).st_ino != mine:
+                        os._exit(0)
+                except OSError:
+                    os._exit(0)
+                continue
+            c.setblocking(True)
             threading.Thread(target=Conn(self, c).run, daemon=True).start()
 
 

@@ -398,3 +398,14 @@ def test_a_read_waits_for_its_readers_acks(agent, box):
     c.send("A", rid, struct.pack(">I", 3 << 20))
     r = c.wait(rid)
     assert got + len(r.data) == 3 << 20 and r.final == {"size": 3 << 20}
+
+
+def test_an_agent_whose_socket_is_gone_ends(agent, box):
+    c = agent()
+    pid = c.hello["pid"]
+    kernel = int(c.py("import os; print(os.getpid())").stdout)
+    os.unlink(os.path.join(box["CTL"], "agent.sock"))
+    deadline = time.monotonic() + 10
+    while (alive(pid) or alive(kernel)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid) and not alive(kernel)
