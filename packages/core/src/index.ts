@@ -17,6 +17,7 @@ export {
   type AgentHello,
   type StateReset,
 } from "./agent/channel.js";
+export { AgentChannels, type AgentChannelsOptions } from "./agent/channels.js";
 export {
   AGENT_HEADER_BYTES,
   AGENT_MAX_PAYLOAD,

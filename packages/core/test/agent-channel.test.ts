@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   AgentChannel,
   AgentChannelError,
+  AgentChannels,
   ConflictError,
   NotFoundError,
   PayloadTooLargeError,
@@ -278,6 +279,40 @@ describe("AgentChannel (host agent)", () => {
     await expect(open(box).ch.run(py("1"))).rejects.toBeInstanceOf(ConflictError);
     ac.abort();
     expect((await running).timedOut).toBe(true);
+  });
+
+  it("AgentChannels: one channel per session; an idle channel is closed and the state stays", async () => {
+    const b = makeBox();
+    boxes.push(b);
+    const t = new LocalTransport();
+    const pool = new AgentChannels(() => t, { maxFileBytes: 1000, program: b.program, idleMs: 60_000 });
+    try {
+      const ch = pool.get("s1");
+      expect(pool.get("s1")).toBe(ch);
+      await track(ch);
+      await ch.run(py("kept = 3"));
+      pool.sweep(Date.now() + 1000);
+      expect(pool.size).toBe(1); // not idle long enough
+      pool.sweep(Date.now() + 60_000);
+      expect(pool.size).toBe(0);
+      const again = pool.get("s1");
+      expect(again).not.toBe(ch);
+      const r = await again.run(py("kept"));
+      expect(r.stdout).toBe("3\n");
+      expect(r.stateReset).toBeUndefined();
+      expect(t.execs).toBe(2);
+      // a read whose content is still being taken keeps its channel
+      writeFileSync(join(b.ws, "r.txt"), "data");
+      const f = await again.read("r.txt");
+      pool.sweep(Date.now() + 120_000);
+      expect(pool.size).toBe(1);
+      expect((await readAll(f.content)).toString()).toBe("data");
+      await new Promise((r) => setImmediate(r)); // the stream's close event
+      pool.sweep(Date.now() + 120_000);
+      expect(pool.size).toBe(0);
+    } finally {
+      pool.closeAll();
+    }
   });
 
   it("a second channel (another API process) shares the session's state", async () => {

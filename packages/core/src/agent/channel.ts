@@ -276,6 +276,8 @@ export class AgentChannel {
   /** Set when the agent we knew is gone: reported once, on the next run's result. */
   private lostState: string | null = null;
   private closedByUser = false;
+  private inFlight = 0;
+  private lastActivity = Date.now();
   private readonly program: Buffer;
   private readonly command: string[];
   private readonly maxFiles: number;
@@ -346,20 +348,49 @@ export class AgentChannel {
     start: (call: Call<T>) => { pending: Pending; send: () => Promise<void> },
     idempotent = false,
   ): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      const conn = await this.connection();
-      const state = { sent: false, heard: false, timedOut: false };
-      try {
-        return await this.attempt(conn, what, deadlineMs, start, state);
-      } catch (e) {
-        const retry =
-          attempt === 0 &&
-          e instanceof AgentChannelError &&
-          !state.timedOut &&
-          (!state.sent || (idempotent && !state.heard));
-        if (!retry) throw e;
+    this.inFlight++;
+    this.lastActivity = Date.now();
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const conn = await this.connection();
+        const state = { sent: false, heard: false, timedOut: false };
+        try {
+          return await this.attempt(conn, what, deadlineMs, start, state);
+        } catch (e) {
+          const retry =
+            attempt === 0 &&
+            e instanceof AgentChannelError &&
+            !state.timedOut &&
+            (!state.sent || (idempotent && !state.heard));
+          if (!retry) throw e;
+        }
       }
+    } finally {
+      this.inFlight--;
+      this.lastActivity = Date.now();
     }
+  }
+
+  /** Counts an activity that outlives its request (a read's content stream) until released. */
+  private hold(): () => void {
+    this.inFlight++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.inFlight--;
+      this.lastActivity = Date.now();
+    };
+  }
+
+  /** Requests in flight, streamed read contents included. */
+  get busy(): boolean {
+    return this.inFlight > 0;
+  }
+
+  /** When a request last started or ended (Date.now() milliseconds). */
+  get lastUsedAt(): number {
+    return this.lastActivity;
   }
 
   private attempt<T>(
@@ -715,8 +746,10 @@ export class AgentChannel {
                 size = m.size;
                 const stream = new PassThrough();
                 content = stream;
+                const release = this.hold();
                 stream.on("drain", ack);
                 stream.on("close", () => {
+                  release();
                   if (!ended) {
                     // The reader went away: stop the agent's side too.
                     conn.sendQuiet(encodeAgentFrame(AgentRequestKind.cancel, id));
