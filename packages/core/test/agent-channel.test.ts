@@ -233,6 +233,23 @@ describe("AgentChannel (host agent)", () => {
     expect((await ch.run(py("print('next')"))).stdout).toBe("next\n");
   });
 
+  it("a stalled reader ends its own read at the deadline; the channel and other calls carry on", async () => {
+    const b = makeBox();
+    boxes.push(b);
+    const t = new LocalTransport();
+    const ch = new AgentChannel(t, { maxFileBytes: 8 << 20, program: b.program, opTimeoutMs: 1500 });
+    channels.push(ch);
+    await track(ch);
+    writeFileSync(join(b.ws, "big.bin"), Buffer.alloc(4 << 20, 1));
+    const f = await ch.read("big.bin");
+    const failed = new Promise<Error>((resolve) => f.content.on("error", resolve));
+    // a slow but moving call meanwhile, longer than the deadline
+    await ch.run(py("import time\nfor i in range(3):\n    time.sleep(0.6)\nprint('done')"));
+    expect((await failed).message).toMatch(/the reader took nothing/);
+    expect((await ch.run(py("print(1)"))).stdout).toBe("1\n");
+    expect(t.execs).toBe(1);
+  });
+
   it("reset empties the namespace", async () => {
     const { ch } = open();
     await track(ch);

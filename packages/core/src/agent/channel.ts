@@ -79,12 +79,16 @@ interface Call<T> {
   /** Answers the caller; the request stays routed until done(). */
   resolve(value: T): void;
   done(): void;
+  /** Moves the deadline to at least `ms` from now (a long transfer that keeps progressing). */
+  extend(ms: number): void;
   settle(err: Error | null, value?: T): void;
 }
 
 interface Pending {
   onFrame(kind: number, payload: Buffer): void;
   fail(err: Error): void;
+  /** At the deadline: true when the request ended itself (our side was behind, not the agent). */
+  onDeadline?(): boolean;
 }
 
 const MAX_CONTROL_JSON = 4096;
@@ -405,13 +409,33 @@ export class AgentChannel {
       const timer: { handle?: NodeJS.Timeout } = {};
       const done = () => {
         clearTimeout(timer.handle);
+        timer.handle = undefined;
         conn.pending.delete(id);
       };
+      let deadlineAt = Date.now() + deadlineMs;
+      const onDeadline = () => {
+        if (pending.onDeadline?.()) return done();
+        state.timedOut = true;
+        pending.fail(
+          new AgentChannelError(
+            `${what}: the session agent did not answer within ${Math.round((deadlineAt - started) / 1000)} s`,
+          ),
+        );
+        conn.close(new AgentChannelError("the session agent stopped answering"));
+      };
+      const started = Date.now();
       const call: Call<T> = {
         id,
         conn,
         resolve,
         done,
+        extend: (ms) => {
+          const at = Date.now() + ms;
+          if (at <= deadlineAt || !timer.handle) return;
+          deadlineAt = at;
+          clearTimeout(timer.handle);
+          timer.handle = setTimeout(onDeadline, at - Date.now());
+        },
         settle: (err, value) => {
           done();
           if (err) reject(err);
@@ -426,15 +450,7 @@ export class AgentChannel {
         },
         fail: (e) => pending.fail(e),
       });
-      timer.handle = setTimeout(() => {
-        state.timedOut = true;
-        pending.fail(
-          new AgentChannelError(
-            `${what}: the session agent did not answer within ${Math.round(deadlineMs / 1000)} s`,
-          ),
-        );
-        conn.close(new AgentChannelError("the session agent stopped answering"));
-      }, deadlineMs);
+      timer.handle = setTimeout(onDeadline, deadlineMs);
       if (conn.closed) {
         pending.fail(new AgentChannelError(`${what}: the channel to the session agent is closed`));
         return;
@@ -468,7 +484,7 @@ export class AgentChannel {
     const result = await this.request<AgentExecResult>(
       req.language === "bash" ? "running bash" : "running python",
       req.timeoutMs + this.runMarginMs,
-      ({ id, conn, settle }) => {
+      ({ id, conn, settle, extend }) => {
         const out = new OutputLimiter(req.maxOutputBytes);
         const err = new OutputLimiter(req.maxOutputBytes);
         const got = { out: 0, err: 0, tar: 0 };
@@ -539,6 +555,7 @@ export class AgentChannel {
               if (got.tar - tarTaken > FILES_WINDOW_BYTES + AGENT_MAX_PAYLOAD)
                 return violation("collected files beyond the window");
               tarUnacked += payload.length;
+              extend(this.opTimeoutMs); // collection may outlast the run's deadline while it progresses
               if (!tar.destroyed && tar.write(payload)) tarAck();
             } else if (k === AgentReplyKind.result) {
               const r = parseJson(payload);
@@ -712,7 +729,7 @@ export class AgentChannel {
     const what = `reading ${path}`;
     return this.request<SessionFile>(
       what,
-      this.opTimeoutMs + this.transferMs(maxBytes),
+      this.opTimeoutMs,
       (call) => {
         const { id, conn } = call;
         let content: PassThrough | null = null;
@@ -729,6 +746,7 @@ export class AgentChannel {
           taken += unacked;
           unacked = 0;
           conn.sendQuiet(encodeAgentFrame(AgentRequestKind.ack, id, n));
+          call.extend(this.opTimeoutMs);
         };
         const bad = (why: string) => {
           const e = new AgentChannelError(`${what}: the session agent broke the protocol (${why})`);
@@ -765,6 +783,7 @@ export class AgentChannel {
                 if (got - taken > READ_WINDOW_BYTES + AGENT_MAX_PAYLOAD)
                   return bad("more bytes than the window");
                 unacked += payload.length;
+                call.extend(this.opTimeoutMs);
                 if (content.write(payload)) ack();
               } else if (k === AgentReplyKind.result) {
                 if (got !== size) return bad("fewer bytes than announced");
@@ -781,6 +800,18 @@ export class AgentChannel {
               ended = true;
               content?.destroy(e);
               call.settle(e);
+            },
+            onDeadline: () => {
+              // The reader took nothing for that long: end this read only, the agent is fine.
+              if (content === null || (unacked === 0 && content.readableLength === 0)) return false;
+              ended = true;
+              conn.sendQuiet(encodeAgentFrame(AgentRequestKind.cancel, id));
+              content.destroy(
+                new BackendError(
+                  `${what}: the reader took nothing for ${Math.round(this.opTimeoutMs / 1000)} s`,
+                ),
+              );
+              return true;
             },
           },
           send: () =>
