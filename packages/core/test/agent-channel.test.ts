@@ -1,7 +1,7 @@
 /** AgentChannel against the real agent.py, run on the host as a subprocess (LocalTransport). */
 import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   AgentChannel,
@@ -247,6 +247,20 @@ describe("AgentChannel (host agent)", () => {
     await ch.run(py("import time\nfor i in range(3):\n    time.sleep(0.6)\nprint('done')"));
     expect((await failed).message).toMatch(/the reader took nothing/);
     expect((await ch.run(py("print(1)"))).stdout).toBe("1\n");
+    expect(t.execs).toBe(1);
+  });
+
+  it("an upload whose source stalls ends itself; the channel carries on", async () => {
+    const b = makeBox();
+    boxes.push(b);
+    const t = new LocalTransport();
+    const ch = new AgentChannel(t, { maxFileBytes: 1000, program: b.program, opTimeoutMs: 800 });
+    channels.push(ch);
+    await track(ch);
+    const stalled = new PassThrough();
+    stalled.write("abc");
+    await expect(ch.write("slow.txt", { size: 10, content: stalled })).rejects.toThrow(/sent nothing for/);
+    expect((await ch.list()).map((e) => e.path)).toEqual([]);
     expect(t.execs).toBe(1);
   });
 

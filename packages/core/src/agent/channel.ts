@@ -50,10 +50,8 @@ export interface AgentChannelOptions {
   openTimeoutMs?: number;
   /** Added to a run's timeout for its answer: interrupt grace, drain, file collection (default 20 s). */
   runMarginMs?: number;
-  /** Deadline of list/ping/reset and of the first answer to read/write (default 30 s). */
+  /** Deadline of list/ping/reset, and of a read/write/stage without progress (default 30 s). */
   opTimeoutMs?: number;
-  /** Transfers get this many extra milliseconds per MiB on top of opTimeoutMs (default 1000). */
-  msPerMiB?: number;
 }
 
 /** What the first frames of a channel said. */
@@ -288,7 +286,6 @@ export class AgentChannel {
   private readonly openTimeoutMs: number;
   private readonly runMarginMs: number;
   private readonly opTimeoutMs: number;
-  private readonly msPerMiB: number;
 
   constructor(
     private readonly transport: ExecTransport,
@@ -300,7 +297,6 @@ export class AgentChannel {
     this.openTimeoutMs = opts.openTimeoutMs ?? 20_000;
     this.runMarginMs = opts.runMarginMs ?? 20_000;
     this.opTimeoutMs = opts.opTimeoutMs ?? 30_000;
-    this.msPerMiB = opts.msPerMiB ?? 1000;
   }
 
   /** The agent this channel talks to (opening the channel when needed). */
@@ -857,13 +853,27 @@ export class AgentChannel {
     header: object,
     files: ReadonlyArray<Pick<StagedFile, "size" | "open">>,
   ): Promise<void> {
-    const total = files.reduce((n, f) => n + f.size, 0);
     for (const f of files)
       if (!isCount(f.size)) throw new ValidationError(`${what}: a file size must be a non-negative integer`);
-    await this.request<void>(what, this.opTimeoutMs + this.transferMs(total), (call) => {
+    await this.request<void>(what, this.opTimeoutMs, (call) => {
       const { id, conn } = call;
       let over = false;
+      /** Waiting for the caller's content (not for the agent): a stall there is the caller's. */
+      let waitingOnSource = false;
+      let sourceStalled: (() => void) | null = null;
       const pending: Pending = {
+        onDeadline: () => {
+          if (!waitingOnSource || over) return false;
+          over = true;
+          conn.sendQuiet(encodeAgentFrame(AgentRequestKind.cancel, id));
+          call.settle(
+            new ValidationError(
+              `${what}: the upload sent nothing for ${Math.round(this.opTimeoutMs / 1000)} s`,
+            ),
+          );
+          sourceStalled?.();
+          return true;
+        },
         onFrame: (k, payload) => {
           over = true;
           if (k === AgentReplyKind.result) call.settle(null);
@@ -883,16 +893,24 @@ export class AgentChannel {
         for (const f of files) {
           if (over) return;
           const src = await f.open();
+          sourceStalled = () => src.destroy();
           let left = f.size;
           try {
-            for await (const chunk of src as AsyncIterable<Buffer | string>) {
-              if (over) break;
+            const it = (src as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+            for (;;) {
+              waitingOnSource = true;
+              const next = await it.next();
+              waitingOnSource = false;
+              if (next.done || over) break;
+              const chunk = next.value;
               const b = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
               if (b.length > left) throw new ValidationError(`${what}: the content is longer than its size`);
               left -= b.length;
               await conn.send(chunkFrames(AgentRequestKind.chunk, id, b));
+              call.extend(this.opTimeoutMs);
             }
           } catch (e) {
+            if (over) return;
             conn.sendQuiet(encodeAgentFrame(AgentRequestKind.cancel, id));
             throw e instanceof CodeInterpreterError
               ? e
@@ -915,9 +933,5 @@ export class AgentChannel {
     this.closedByUser = true;
     this.conn?.close(new AgentChannelError("the channel is closed"));
     this.conn = null;
-  }
-
-  private transferMs(bytes: number): number {
-    return Math.ceil((bytes / (1 << 20)) * this.msPerMiB);
   }
 }
