@@ -56,7 +56,8 @@ const py = (code: string, more: Partial<ExecRequest> = {}): ExecRequest => ({
   ...more,
 });
 
-describe("AgentChannel (host agent)", () => {
+// Real processes on a small shared machine: CPU-time budgets and multi-MiB transfers take a while.
+describe("AgentChannel (host agent)", { timeout: 30_000 }, () => {
   it("keeps Python state across calls and prints a bare last expression", async () => {
     const { ch } = open();
     await track(ch);
