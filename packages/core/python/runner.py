@@ -151,11 +151,12 @@ def collectable_name(rel):
     return len(parts) <= 32 and all(p not in ("", ".", "..") and len(p) <= 255 for p in parts)
 
 
-def collect(snap, max_files, max_bytes):
-    """Streams a tar of the regular files created or changed since the snapshot."""
+def collect(snap, max_files, max_bytes, sink=None):
+    """Streams a tar of the regular files created or changed since the snapshot (as F frames,
+    or to `sink`, a file-like object: the resident agent reuses this)."""
     import io
     import tarfile
-    out = tarfile.open(fileobj=FrameFile(b"F"), mode="w|", format=tarfile.PAX_FORMAT)
+    out = tarfile.open(fileobj=sink or FrameFile(b"F"), mode="w|", format=tarfile.PAX_FORMAT)
     count = 0
     for root, dirs, files in os.walk(WS):
         dirs.sort()

@@ -90,3 +90,21 @@ export {
   type SessionTags,
 } from "./session.js";
 export { EXECUTOR_UID } from "./limits.js";
+/** The resident agent's channel (issue 9): one long-lived exec per session per API process. */
+export {
+  AgentChannel,
+  AgentChannelError,
+  type AgentChannelOptions,
+  type AgentExecResult,
+  type AgentHello,
+  type StateReset,
+} from "./agent/channel.js";
+export { AgentChannels, type AgentChannelsOptions } from "./agent/channels.js";
+export {
+  AGENT_HEADER_BYTES,
+  AGENT_MAX_PAYLOAD,
+  AgentFrameParser,
+  AgentReplyKind,
+  AgentRequestKind,
+  encodeAgentFrame,
+} from "./agent/protocol.js";

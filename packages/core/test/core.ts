@@ -18,3 +18,6 @@ export * from "../src/sessions/exhaustion.js";
 export * from "../src/sessions/keyed-mutex.js";
 export * from "../src/sessions/poll.js";
 export * from "../src/sessions/validation.js";
+export * from "../src/agent/channel.js";
+export * from "../src/agent/channels.js";
+export * from "../src/agent/protocol.js";
