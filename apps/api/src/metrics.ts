@@ -135,17 +135,14 @@ export function createMetrics(opts: MetricsOptions = {}): ApiMetrics {
 }
 
 /**
- * Ties the metrics to a backend: the info series, and the live-sessions gauge (countSessions
- * when the backend has it, else the length of listSessions).
+ * Ties the metrics to a backend: the info series, and the live-sessions gauge (countSessions).
  */
 export function bindBackend(metrics: ApiMetrics, backend: Backend): void {
   metrics.info.reset();
   metrics.info.set({ backend: backend.kind, version: API_VERSION }, 1);
-  const counting = backend as Backend & { countSessions?: () => Promise<number> };
   sessionSources.set(metrics.sessionsLive, async () => {
     if (!backend.capabilities.sessions) return null;
-    if (typeof counting.countSessions === "function") return counting.countSessions();
-    return (await backend.listSessions()).length;
+    return backend.countSessions();
   });
 }
 

@@ -196,25 +196,6 @@ export class LocalFileStore implements FileStore {
     return removed;
   }
 
-  /**
-   * Runs sweep() every intervalMs (unref'ed, so it never keeps the process alive; runs never
-   * overlap). Returns a function that stops it. Errors go to onError (default: ignored).
-   */
-  startSweeper(intervalMs: number, onError: (err: unknown) => void = () => undefined): () => void {
-    let running = false;
-    const timer = setInterval(() => {
-      if (running) return;
-      running = true;
-      this.sweep()
-        .catch(onError)
-        .finally(() => {
-          running = false;
-        });
-    }, intervalMs);
-    timer.unref();
-    return () => clearInterval(timer);
-  }
-
   async ping(): Promise<void> {
     try {
       await this.ensureDir();

@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm, stat, writeFile, chmod, utimes } from "node:fs/pr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BackendUnavailableError, NotFoundError, PayloadTooLargeError } from "@code-interpreter/core";
 import { LocalFileStore, isFileId, sanitizeFilename } from "../src/index.js";
 import { HttpFilesClient, createFileStore } from "../src/index.js";
@@ -249,45 +249,6 @@ describe("LocalFileStore TTL", () => {
     expect(left).toContain(".tmp-live-data-2");
     expect(left).not.toContain(".tmp-dead-data-1");
     expect(left).not.toContain(`${"b".repeat(32)}.bin`);
-  });
-
-  it("startSweeper runs sweep on an unref'ed interval until stopped", async () => {
-    vi.useFakeTimers();
-    try {
-      const sweep = vi.spyOn(store, "sweep").mockResolvedValue(0);
-      const stop = store.startSweeper(1000);
-      await vi.advanceTimersByTimeAsync(3500);
-      expect(sweep).toHaveBeenCalledTimes(3);
-      stop();
-      await vi.advanceTimersByTimeAsync(5000);
-      expect(sweep).toHaveBeenCalledTimes(3);
-    } finally {
-      vi.useRealTimers();
-    }
-  });
-
-  it("startSweeper reports errors and never overlaps runs", async () => {
-    vi.useFakeTimers();
-    try {
-      let release: () => void = () => undefined;
-      const sweep = vi.spyOn(store, "sweep").mockImplementation(
-        () =>
-          new Promise((_resolve, reject) => {
-            release = () => reject(new Error("disk on fire"));
-          }),
-      );
-      const errors: unknown[] = [];
-      const stop = store.startSweeper(100, (e) => errors.push(e));
-      await vi.advanceTimersByTimeAsync(1000);
-      expect(sweep).toHaveBeenCalledTimes(1);
-      release();
-      await vi.advanceTimersByTimeAsync(100);
-      expect(errors).toHaveLength(1);
-      expect(sweep).toHaveBeenCalledTimes(2);
-      stop();
-    } finally {
-      vi.useRealTimers();
-    }
   });
 });
 

@@ -8,9 +8,7 @@ import {
   resolveTtlSeconds,
   validateMetadata,
   PayloadTooLargeError,
-  type Backend,
   type ExecRequest,
-  type Scope,
 } from "@code-interpreter/core";
 import { SessionSlots } from "../capacity.js";
 import { contextOf, disconnectSignal, scopeOf } from "../context.js";
@@ -33,17 +31,6 @@ function sessionId(req: Request): string {
 function wildcardPath(req: Request): string {
   const raw = (req.params as Record<string, string | string[] | undefined>).path;
   return Array.isArray(raw) ? raw.join("/") : (raw ?? "");
-}
-
-/** Optional on a backend: a cheaper count than listSessions (Docker reads no state for it). */
-interface SessionCounter {
-  countSessions(scope?: Scope): Promise<number>;
-}
-
-async function countSessions(backend: Backend, scope: Scope): Promise<number> {
-  const counter = (backend as Partial<SessionCounter>).countSessions;
-  if (typeof counter === "function") return counter.call(backend, scope);
-  return (await backend.listSessions(scope)).length;
 }
 
 export function sessionsRouter(deps: Deps, json: RequestHandler): Router {
@@ -71,7 +58,7 @@ export function sessionsRouter(deps: Deps, json: RequestHandler): Router {
 
     // Per owner when keys are configured, else one global limit.
     const key = keysConfigured ? `owner:${owner ?? ""}` : "*";
-    const release = await slots.admit(key, () => countSessions(backend, keysConfigured ? { owner } : {}));
+    const release = await slots.admit(key, () => backend.countSessions(keysConfigured ? { owner } : {}));
     try {
       const session = await backend.createSession({
         files: staged,
