@@ -395,6 +395,15 @@ describe("hole 5: filling /workspace (through HTTP)", { timeout: 120_000 }, () =
     expect(py.stdout).toBe("ENOSPC\n");
     expect((await run(id, "execute", "print('alive')")).stdout).toBe("alive\n");
     expect((await api(`/v1/sessions/${id}`)).status).toBe(200);
+    // An upload into the full workspace is refused as too large (413 JSON): never a reset
+    // connection, although the API answers before it has read the whole body.
+    const put = await api(`/v1/sessions/${id}/files/upload.bin`, {
+      method: "PUT",
+      body: Buffer.alloc(4 << 20, 7),
+    });
+    expect(put.status, JSON.stringify(put.body)).toBe(413);
+    expect(typeof put.body.detail).toBe("string");
+    expect((await run(id, "bash", "ls -a /workspace")).stdout).not.toMatch(/upload/);
     await run(id, "bash", "rm -f /workspace/fill /workspace/more");
     expect((await run(id, "execute", "print('still alive')")).stdout).toBe("still alive\n");
     await deleteSession(id);
@@ -414,13 +423,13 @@ describe("file holes: writes stay in /workspace and are atomic (through HTTP)", 
       "bash",
       "ls -a /tmp /run/code-interpreter; cat /run/code-interpreter/state.json",
     );
-    for (const path of ["tmplink/escaped.txt", "statelink/state.json", "statelink/escaped.txt"]) {
-      const res = await api(`/v1/sessions/${id}/files/${path}`, {
-        method: "PUT",
-        body: Buffer.from('{"expiresAt": 99999999999999}'),
-      });
-      expectJson4xx(res);
-    }
+    const forged = Buffer.from('{"expiresAt": 99999999999999}');
+    // Small bodies, and bodies larger than what the API has read when it refuses the write.
+    for (const body of [forged, Buffer.concat([forged, Buffer.alloc(4 << 20, 0x20)])])
+      for (const path of ["tmplink/escaped.txt", "statelink/state.json", "statelink/escaped.txt"]) {
+        const res = await api(`/v1/sessions/${id}/files/${path}`, { method: "PUT", body });
+        expectJson4xx(res);
+      }
     const after = await run(
       id,
       "bash",
