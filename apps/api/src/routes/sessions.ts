@@ -1,4 +1,5 @@
 /** /v1/sessions: long-lived executors with a persistent /workspace. */
+import { PassThrough } from "node:stream";
 import { Router, type Request, type RequestHandler } from "express";
 import {
   NotFoundError,
@@ -198,8 +199,27 @@ export function sessionsRouter(deps: Deps, json: RequestHandler): Router {
         `file is larger than the limit of ${config.maxFileSizeBytes} bytes (MAX_FILE_SIZE_MB)`,
       );
     }
-    const entry = await backend.writeSessionFile(sessionId(req), path, { size, content: req }, scopeOf(req));
-    res.status(201).json({ path: entry.path, size_bytes: entry.sizeBytes });
+    // The backend may refuse the write before it has read the whole body (a symlinked
+    // directory, a full workspace) and then destroys the stream it was given: hand it a pipe,
+    // not the request, and drain what the client still sends, so the client gets the 4xx
+    // answer instead of a reset connection. A client that goes away fails the write.
+    const content = new PassThrough();
+    const onClose = () => {
+      if (!req.complete) content.destroy(new Error("the client closed the upload before its end"));
+    };
+    req.once("close", onClose);
+    req.pipe(content);
+    try {
+      const entry = await backend.writeSessionFile(sessionId(req), path, { size, content }, scopeOf(req));
+      res.status(201).json({ path: entry.path, size_bytes: entry.sizeBytes });
+    } catch (err) {
+      req.unpipe(content);
+      content.destroy();
+      if (!req.complete && !req.destroyed) req.resume();
+      throw err;
+    } finally {
+      req.off("close", onClose);
+    }
   });
 
   router.get("/:id/files/*path", cap("sessionFiles"), async (req, res) => {

@@ -18,11 +18,19 @@ import { executorLimits, loadConfig } from "../../src/config.js";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { dockerExec } from "./docker-platform.js";
-import { E2E_ENV, listenApp, requireDockerEngine, type RunningHttp } from "./support.js";
+import {
+  apiClient,
+  E2E_ENV,
+  listenApp,
+  requireDockerEngine,
+  type ApiClient,
+  type RunningHttp,
+} from "./support.js";
 
 const config = loadConfig({ ...E2E_ENV, PIDS_LIMIT: "48" });
 const docker = new Dockerode();
 let server: RunningHttp;
+let api: ApiClient;
 let dir: string;
 const sessions: string[] = [];
 
@@ -38,6 +46,7 @@ beforeAll(async () => {
   });
   const files = new LocalFileStore({ dir, maxFileBytes: config.maxFileSizeBytes, ttlSeconds: 600 });
   server = await listenApp({ backend, files, config });
+  api = apiClient(server.baseUrl);
 });
 
 afterAll(async () => {
@@ -49,23 +58,6 @@ afterAll(async () => {
   await server?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-async function api(
-  path: string,
-  init: { method?: string; json?: unknown; body?: Buffer } = {},
-): Promise<{ status: number; body: Record<string, unknown> & { detail?: string } }> {
-  const res = await fetch(`${server.baseUrl}${path}`, {
-    method: init.method ?? (init.json !== undefined || init.body ? "POST" : "GET"),
-    headers: init.json !== undefined ? { "content-type": "application/json" } : {},
-    body: init.json !== undefined ? JSON.stringify(init.json) : init.body,
-  });
-  const text = await res.text();
-  const json = (res.headers.get("content-type") ?? "").includes("application/json");
-  return {
-    status: res.status,
-    body: json && text ? (JSON.parse(text) as Record<string, unknown>) : { text },
-  };
-}
 
 async function createSession(ttl: number): Promise<{ session_id: string; expires_at: unknown }> {
   const res = await api("/v1/sessions", { json: { ttl_seconds: ttl } });

@@ -177,3 +177,31 @@ export function makePng(width = 64, height = 48): Buffer {
     chunk("IEND", Buffer.alloc(0)),
   ]);
 }
+
+export interface ApiAnswer {
+  status: number;
+  body: Record<string, unknown> & { detail?: string };
+}
+
+/** Calls the API at `path`; JSON bodies are parsed, anything else comes back as `{ text }`. */
+export type ApiClient = (
+  path: string,
+  init?: { method?: string; json?: unknown; body?: Buffer },
+) => Promise<ApiAnswer>;
+
+/** A small fetch-based client of a running API (POST when a body is given, else GET). */
+export function apiClient(baseUrl: string): ApiClient {
+  return async (path, init = {}) => {
+    const res = await fetch(`${baseUrl}${path}`, {
+      method: init.method ?? (init.json !== undefined || init.body ? "POST" : "GET"),
+      headers: init.json !== undefined ? { "content-type": "application/json" } : {},
+      body: init.json !== undefined ? JSON.stringify(init.json) : init.body,
+    });
+    const text = await res.text();
+    const json = (res.headers.get("content-type") ?? "").includes("application/json");
+    return {
+      status: res.status,
+      body: json && text ? (JSON.parse(text) as ApiAnswer["body"]) : { text },
+    };
+  };
+}
