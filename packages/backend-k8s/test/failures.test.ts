@@ -71,6 +71,23 @@ describe("pod start failures", () => {
     await eventually(() => fake.podNames().length === 0);
   });
 
+  it("a full node (CPU requests): the next session is a 429 within seconds, and room frees with a delete", async () => {
+    fake = await startFake({ node: { cpu: "2" } });
+    const backend = makeBackend(fake, { podReadyTimeoutSec: 60 });
+    const a = await backend.createSession(sessionReq);
+    await backend.createSession(sessionReq);
+    const started = Date.now();
+    const err = await backend.createSession(sessionReq).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CapacityError);
+    expect((err as Error).message).toContain("Insufficient cpu");
+    expect(Date.now() - started).toBeLessThan(5000);
+    await eventually(() => fake.podNames().length === 2);
+    await backend.deleteSession(a.id);
+    await eventually(() => !fake.podNames().includes(a.id));
+    expect((await backend.createSession(sessionReq)).status).toBe("running");
+    await backend.close();
+  });
+
   it("an image that cannot be pulled fails fast with an error naming the image, and the pod is deleted", async () => {
     fake = await startFake();
     const image = "registry.invalid/no-such-executor:9.9";
