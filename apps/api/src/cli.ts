@@ -93,7 +93,7 @@ export async function createBackendFromConfig(config: Config, logger: Logger): P
       imagePullPolicy: k.imagePullPolicy,
       podReadyTimeoutSec: k.podReadyTimeoutSec,
       ownerDeployment: k.ownerDeployment,
-      networkLockdown: k.networkLockdown,
+      requestTimeoutMs: k.requestTimeoutMs,
       runtimeClass: k.runtimeClass,
     });
   }

@@ -26,13 +26,6 @@ const num = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().min(min).max(max));
 
-const bool = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .pipe(z.enum(["1", "0", "true", "false", "yes", "no", "on", "off"]))
-  .transform((v) => ["1", "true", "yes", "on"].includes(v));
-
 const list = z.string().transform((v) =>
   v
     .split(",")
@@ -76,7 +69,8 @@ export const envSchema = z.object({
   KUBERNETES_IMAGE_PULL_POLICY: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
   KUBERNETES_POD_READY_TIMEOUT_SEC: num(1, 3600).default(60),
   KUBERNETES_OWNER_DEPLOYMENT: z.string().trim().optional(),
-  KUBERNETES_NETWORK_LOCKDOWN: bool.default(false),
+  /** Deadline of every call to the Kubernetes API: a hung apiserver answers 503 after it. */
+  KUBERNETES_REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
   KUBERNETES_RUNTIME_CLASS: z.string().trim().optional(),
 });
 
@@ -112,7 +106,7 @@ export const configSchema = envSchema.transform((e) => ({
     imagePullPolicy: e.KUBERNETES_IMAGE_PULL_POLICY,
     podReadyTimeoutSec: e.KUBERNETES_POD_READY_TIMEOUT_SEC,
     ownerDeployment: e.KUBERNETES_OWNER_DEPLOYMENT,
-    networkLockdown: e.KUBERNETES_NETWORK_LOCKDOWN,
+    requestTimeoutMs: e.KUBERNETES_REQUEST_TIMEOUT_MS,
     runtimeClass: e.KUBERNETES_RUNTIME_CLASS,
   },
 }));

@@ -40,7 +40,7 @@ describe("loadConfig defaults", () => {
         imagePullPolicy: "IfNotPresent",
         podReadyTimeoutSec: 60,
         ownerDeployment: undefined,
-        networkLockdown: false,
+        requestTimeoutMs: 10_000,
         runtimeClass: undefined,
       },
     });
@@ -64,7 +64,7 @@ describe("loadConfig defaults", () => {
       CPU_LIMIT: "0.5",
       MAX_FILE_SIZE_MB: "1.5",
       FILE_SERVICE_URL: "http://files:8000",
-      KUBERNETES_NETWORK_LOCKDOWN: "TRUE",
+      KUBERNETES_REQUEST_TIMEOUT_MS: " 2500 ",
       KUBERNETES_IMAGE_PULL_POLICY: "Always",
     });
     expect(c.executorBackend).toBe("kubernetes");
@@ -72,22 +72,8 @@ describe("loadConfig defaults", () => {
     expect(c.cpuLimit).toBe(0.5);
     expect(c.maxFileSizeBytes).toBe(Math.floor(1.5 * 1024 * 1024));
     expect(c.fileServiceUrl).toBe("http://files:8000");
-    expect(c.kubernetes.networkLockdown).toBe(true);
+    expect(c.kubernetes.requestTimeoutMs).toBe(2500);
     expect(c.kubernetes.imagePullPolicy).toBe("Always");
-  });
-
-  it.each([
-    ["1", true],
-    ["true", true],
-    ["yes", true],
-    ["on", true],
-    ["0", false],
-    ["false", false],
-    ["no", false],
-    ["off", false],
-    [" Off ", false],
-  ])("boolean %j → %s", (v, expected) => {
-    expect(loadConfig({ KUBERNETES_NETWORK_LOCKDOWN: v }).kubernetes.networkLockdown).toBe(expected);
   });
 
   it("executorLimits copies the executor limits", () => {
@@ -170,7 +156,8 @@ describe("loadConfig rejects bad values, naming the variable", () => {
     ["MEMORY_LIMIT_MB", "1e3"],
     ["EXECUTOR_BACKEND", "podman"],
     ["EXECUTOR_BACKEND", "Docker"],
-    ["KUBERNETES_NETWORK_LOCKDOWN", "maybe"],
+    ["KUBERNETES_REQUEST_TIMEOUT_MS", "0"],
+    ["KUBERNETES_REQUEST_TIMEOUT_MS", "1.5"],
     ["LOG_LEVEL", "verbose"],
     ["CPU_LIMIT", "0"],
     ["CPU_LIMIT", "-1"],

@@ -10,12 +10,17 @@ import {
   resolveCommonOptions,
   type CommonBackendOptions,
 } from "@code-interpreter/core/backend-kit";
+import { DEFAULT_K8S_REQUEST_TIMEOUT_MS, DeadlineKubeConfig } from "./deadline.js";
 import { KubernetesPlatform } from "./platform.js";
 import { Pods, ownerLookup } from "./pods.js";
 import type { ImagePullPolicy } from "./pod-spec.js";
 
 export interface KubernetesBackendOptions extends CommonBackendOptions {
-  /** @default `loadFromDefault()`: $KUBECONFIG / ~/.kube/config, or the in-cluster service account */
+  /**
+   * @default `loadFromDefault()`: $KUBECONFIG / ~/.kube/config, or the in-cluster service
+   * account. Any KubeConfig is used through a DeadlineKubeConfig copy (same clusters, users
+   * and contexts), so every request has a deadline (`requestTimeoutMs`).
+   */
   kubeConfig?: KubeConfig;
   /** Namespace of the executor pods. @default "default" */
   namespace?: string;
@@ -27,19 +32,28 @@ export interface KubernetesBackendOptions extends CommonBackendOptions {
   podReadyTimeoutSec?: number;
   /** Name of the API's own Deployment (same namespace): pods get an ownerReference to it. @default none */
   ownerDeployment?: string;
-  /** Adds the network-lockdown init container (see README: needs iptables and NET_ADMIN). @default false */
-  networkLockdown?: boolean;
-  /** Image of the lockdown init container. @default `image` */
-  networkLockdownImage?: string;
+  /**
+   * Deadline of every call to the Kubernetes API, ms: a hung apiserver makes the call fail
+   * with BackendUnavailableError (503) after this long. A `kubeConfig` that is already a
+   * DeadlineKubeConfig keeps its own deadlines. @default 10000
+   */
+  requestTimeoutMs?: number;
   /** RuntimeClass of the pods (e.g. gVisor). @default none */
   runtimeClass?: string;
+  /**
+   * Extra seconds a session pod's keeper grants past the session's expiry and idle deadline
+   * before it ends the pod with no API running: the kubelet refreshes the pod's projected
+   * annotations (keepalive, activity) only on its sync period. The API's reaper enforces the
+   * exact times while it runs. @default 90 (DEFAULT_KEEPER_SLACK_SECONDS)
+   */
+  keeperSlackSeconds?: number;
   /** First poll interval while waiting for a pod to run (backs off to 1 s). @default 250 */
   pollIntervalMs?: number;
 }
 
 export class KubernetesBackend extends SessionBackend {
   constructor(opts: KubernetesBackendOptions = {}) {
-    const kc = opts.kubeConfig ?? defaultKubeConfig();
+    const kc = withDeadlines(opts.kubeConfig ?? defaultKubeConfig(), opts.requestTimeoutMs);
     const namespace = opts.namespace ?? "default";
     const image = opts.image ?? "code-interpreter-executor:latest";
     const common = resolveCommonOptions(opts);
@@ -49,7 +63,6 @@ export class KubernetesBackend extends SessionBackend {
     const pods = new Pods({
       core,
       namespace,
-      image,
       podReadyTimeoutSec,
       pollIntervalMs: opts.pollIntervalMs ?? 250,
       logger,
@@ -65,12 +78,11 @@ export class KubernetesBackend extends SessionBackend {
         imagePullPolicy: opts.imagePullPolicy ?? "IfNotPresent",
         limits,
         runtimeClass: opts.runtimeClass,
-        networkLockdown: opts.networkLockdown,
-        networkLockdownImage: opts.networkLockdownImage,
       },
       owner: ownerLookup(kc, namespace, opts.ownerDeployment),
       limits,
       podReadyTimeoutSec,
+      keeperSlackSeconds: opts.keeperSlackSeconds,
       maxFileBytes,
       now,
     });
@@ -81,6 +93,14 @@ export class KubernetesBackend extends SessionBackend {
       pendingGraceMs: Math.max(120_000, podReadyTimeoutSec * 1000 + 60_000),
     });
   }
+}
+
+/** The KubeConfig with a deadline on every request (a DeadlineKubeConfig is kept as it is). */
+function withDeadlines(kc: KubeConfig, requestTimeoutMs: number | undefined): DeadlineKubeConfig {
+  if (kc instanceof DeadlineKubeConfig) return kc;
+  return DeadlineKubeConfig.from(kc, {
+    requestTimeoutMs: requestTimeoutMs ?? DEFAULT_K8S_REQUEST_TIMEOUT_MS,
+  });
 }
 
 function defaultKubeConfig(): KubeConfig {

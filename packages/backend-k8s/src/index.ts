@@ -8,24 +8,19 @@ export {
   ANNOTATION_LAST_ACTIVE_AT,
   EXECUTOR_CONTAINER,
   EXECUTOR_UID,
+  DEFAULT_KEEPER_SLACK_SECONDS,
+  KEEPER_STATE_ARG,
   KEEPER_STATE_DIR,
   KEEPER_STATE_PATH,
   buildExecutorPod,
   buildSessionPod,
   cpuQuantity,
   executorReapAfter,
-  keeperStateCommand,
   miQuantity,
   podMemoryLimitMb,
   restrictedContainerSecurityContext,
 } from "./pod-spec.js";
-export type {
-  ExecutorPodInput,
-  ImagePullPolicy,
-  KeeperState,
-  PodSpecOptions,
-  SessionPodInput,
-} from "./pod-spec.js";
+export type { ExecutorPodInput, ImagePullPolicy, PodSpecOptions, SessionPodInput } from "./pod-spec.js";
 export { EXEC_V5_PROTOCOL, PodExecTransport, exitCodeFromStatus } from "./exec-transport.js";
 export {
   isNotFound,
@@ -47,5 +42,4 @@ export {
   type DeadlineOptions,
 } from "./deadline.js";
 export { CREATE_FAILURES, IMAGE_FAILURES, describePending, podStartError } from "./pod-status.js";
-export { writeKeeperState } from "./keeper-state.js";
 export { deletePodQuietly, startPod, waitForPodRunning, type StartPodOptions } from "./pod-start.js";

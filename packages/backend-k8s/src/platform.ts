@@ -49,6 +49,8 @@ export interface KubernetesPlatformOptions {
   owner: () => Promise<{ name: string; uid: string } | undefined>;
   limits: ExecutorLimits;
   podReadyTimeoutSec: number;
+  /** Extra seconds the keeper grants past expiry and idle (see pod-spec.ts). */
+  keeperSlackSeconds?: number | undefined;
   maxFileBytes: number;
   now: () => number;
 }
@@ -100,6 +102,8 @@ export class KubernetesPlatform implements SessionPlatform {
       ...(await this.podOptions()),
       name: spec.id,
       lifetime: spec.lifetime,
+      keeperIdleTimeoutSeconds: spec.keeperIdleTimeoutSeconds,
+      keeperSlackSeconds: this.o.keeperSlackSeconds,
       labels: spec.labels,
       annotations: spec.annotations,
     });

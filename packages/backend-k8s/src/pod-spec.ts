@@ -2,20 +2,21 @@
  * Pure builders for the pods this backend creates. No I/O: everything the spec depends on
  * is a parameter, so the security-relevant fields are unit-testable without a cluster.
  *
- * Sizing (see docs/kubernetes.md):
+ * Sizing (see docs/kubernetes.md) — one rule on both platforms (core's assertExecutorLimits):
  * - `/workspace` and `/tmp` are `emptyDir` with `medium: Memory`: a tmpfs the kubelet sizes
  *   to `sizeLimit`, so a write past WORKSPACE_SIZE_MB fails at once with ENOSPC and the
  *   session lives (a disk-backed emptyDir accepts the write and the kubelet evicts the pod
- *   tens of seconds later). tmpfs pages are charged to the pod's memory cgroup, so the
- *   container's memory limit is MEMORY_LIMIT_MB + WORKSPACE_SIZE_MB + TMP_SIZE_MB: the
- *   program keeps its MEMORY_LIMIT_MB however full the disks are.
+ *   tens of seconds later). tmpfs pages are charged to the pod's memory cgroup, exactly like
+ *   Docker's tmpfs: the container's memory limit is MEMORY_LIMIT_MB and the two tmpfs live
+ *   inside it, so WORKSPACE_SIZE_MB + TMP_SIZE_MB may be at most ¾ of it (the rest stays for
+ *   the processes; checked here, as on Docker).
  * - memory request = memory limit (memory is not compressible: overcommitting it gets pods
  *   OOM-killed or evicted under node pressure); CPU request = `cpuRequest` (default: the
  *   CPU limit, i.e. Guaranteed QoS). A lower CPU request packs more mostly-idle sessions on
  *   a node (Burstable QoS; they share CPU under contention, never memory).
  */
 import type { V1OwnerReference, V1Pod, V1SecurityContext } from "@kubernetes/client-node";
-import { BackendError, type ExecutorLimits } from "@code-interpreter/core";
+import { assertExecutorLimits, type ExecutorLimits } from "@code-interpreter/core";
 import {
   EXECUTOR_REAP_MARGIN_MS,
   LABEL_REAP_AFTER,
@@ -40,9 +41,24 @@ export const ANNOTATION_LAST_ACTIVE_AT = `${A}/last-active-at-ms`;
 /** Annotation: ISO 8601 expiry for humans (`kubectl get pod -o yaml`); informational only. */
 export const ANNOTATION_EXPIRES_AT_ISO = `${A}/expires-at`;
 
-/** Where the keeper of a session pod reads the expiry and last activity the API records. */
-export const KEEPER_STATE_DIR = "/run/code-interpreter";
-export const KEEPER_STATE_PATH = `${KEEPER_STATE_DIR}/keeper.json`;
+/**
+ * Where the keeper of a session pod reads the expiry and last activity the API records: a
+ * downwardAPI volume projecting the pod's own annotations (`key="value"` lines, the values
+ * Go-quoted), mounted read-only. The kubelet rewrites it (an atomic `..data` symlink swap)
+ * when the annotations change; the code in the pod cannot write it, so it cannot extend its
+ * own life.
+ */
+export const KEEPER_STATE_DIR = "/run/code-interpreter/podinfo";
+export const KEEPER_STATE_PATH = `${KEEPER_STATE_DIR}/annotations`;
+/** The keeper's first argument: read KEEPER_STATE_PATH as a downwardAPI annotations file. */
+export const KEEPER_STATE_ARG = `annotations:${KEEPER_STATE_PATH}`;
+/**
+ * Default extra time the keeper grants past the expiry and the idle deadline, seconds: the
+ * kubelet refreshes downwardAPI files on its pod sync (about a minute, plus its cache TTL),
+ * so an annotation the API patched can reach the keeper that much later. The API's reaper
+ * enforces the exact times while it runs; the keeper is the backstop when none runs.
+ */
+export const DEFAULT_KEEPER_SLACK_SECONDS = 90;
 
 export type ImagePullPolicy = "Always" | "IfNotPresent" | "Never";
 
@@ -56,15 +72,6 @@ export interface PodSpecOptions {
   runtimeClass?: string | undefined;
   /** Set when the pods should be garbage-collected with the API's Deployment. */
   owner?: { name: string; uid: string } | undefined;
-  /**
-   * Removed: the lockdown init container (root + NET_ADMIN) is rejected by a namespace that
-   * enforces Pod Security "restricted" and needs an image with iptables. Network isolation
-   * is the NetworkPolicy's job (deploy/, docs/kubernetes.md). `true` fails pod creation.
-   * @deprecated
-   */
-  networkLockdown?: boolean | undefined;
-  /** @deprecated ignored (see `networkLockdown`). */
-  networkLockdownImage?: string | undefined;
 }
 
 export interface SessionPodInput extends PodSpecOptions {
@@ -73,13 +80,12 @@ export interface SessionPodInput extends PodSpecOptions {
   labels: LabelMap;
   annotations: LabelMap;
   /**
-   * true: the keeper ends the pod at the session's expiry and idle deadline, reading later
-   * keepalives and activity from KEEPER_STATE_PATH, which the session code must write
-   * (`keeperStateCommand`) on every keepalive and activity. false (default, until that is
-   * wired): the keeper works to the hard deadline only and the API's reaper enforces
-   * expiry and idle.
+   * The idle timeout the keeper enforces, seconds (core's `keeperIdleTimeoutSeconds`: the
+   * session's own plus the activity-write interval). @default `lifetime.idleTimeoutSeconds`
    */
-  keeperEnforcesExpiry?: boolean | undefined;
+  keeperIdleTimeoutSeconds?: number | null | undefined;
+  /** Extra seconds the keeper grants past expiry and idle (DEFAULT_KEEPER_SLACK_SECONDS). */
+  keeperSlackSeconds?: number | undefined;
 }
 
 export interface ExecutorPodInput extends PodSpecOptions {
@@ -137,14 +143,8 @@ function basePod(
   activeDeadlineSeconds: number,
   keeperState = false,
 ): V1Pod {
-  if (o.networkLockdown) {
-    // A server misconfiguration, not the caller's mistake: 500, and no pod is created.
-    throw new BackendError(
-      "KUBERNETES_NETWORK_LOCKDOWN was removed: its root NET_ADMIN init container is rejected by Pod Security " +
-        '"restricted"; rely on the deny-all NetworkPolicy (docs/kubernetes.md)',
-    );
-  }
   const l = o.limits;
+  assertExecutorLimits(l);
   const memory = miQuantity(podMemoryLimitMb(l));
   const cpuRequest = Math.min(l.cpuLimit, o.cpuRequest ?? l.cpuLimit);
   const resources = {
@@ -196,7 +196,7 @@ function basePod(
           volumeMounts: [
             { name: "workspace", mountPath: "/workspace" },
             { name: "tmp", mountPath: "/tmp" },
-            ...(keeperState ? [{ name: "keeper", mountPath: KEEPER_STATE_DIR }] : []),
+            ...(keeperState ? [{ name: "podinfo", mountPath: KEEPER_STATE_DIR, readOnly: true }] : []),
           ],
         },
       ],
@@ -204,7 +204,17 @@ function basePod(
       volumes: [
         { name: "workspace", emptyDir: { medium: "Memory", sizeLimit: miQuantity(l.workspaceSizeMb) } },
         { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: miQuantity(l.tmpSizeMb) } },
-        ...(keeperState ? [{ name: "keeper", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } }] : []),
+        ...(keeperState
+          ? [
+              {
+                name: "podinfo",
+                downwardAPI: {
+                  defaultMode: 0o444,
+                  items: [{ path: "annotations", fieldRef: { fieldPath: "metadata.annotations" } }],
+                },
+              },
+            ]
+          : []),
       ],
     },
   };
@@ -212,19 +222,21 @@ function basePod(
 }
 
 /**
- * The container memory limit, MiB: the program's MEMORY_LIMIT_MB plus the two memory-backed
- * emptyDirs, whose pages count against the same cgroup.
+ * The container memory limit, MiB: MEMORY_LIMIT_MB, as on Docker. The two memory-backed
+ * emptyDirs live inside it (their pages are charged to the same cgroup), which is why
+ * assertExecutorLimits keeps them to ¾ of it.
  */
 export function podMemoryLimitMb(l: ExecutorLimits): number {
-  return l.memoryLimitMb + l.workspaceSizeMb + l.tmpSizeMb;
+  return l.memoryLimitMb;
 }
 
 /**
- * A session pod. Its container command is the keeper (PID 1), which ends the pod:
- * - with `keeperEnforcesExpiry`: at the session's expiry or idle deadline, whichever comes
- *   first, moved by keepalive/activity through KEEPER_STATE_PATH, never past the hard cap;
- *   a session created with ttl_seconds 20 ends about 20 s later with no API running;
- * - without: at the hard deadline (maxExpiresAt) only.
+ * A session pod. Its container command is the keeper (PID 1), which ends the pod at the
+ * session's expiry or idle deadline, whichever comes first, never past the hard cap. It reads
+ * later keepalives and activity from the pod's own annotations (the API's merge patches),
+ * projected read-only at KEEPER_STATE_PATH by a downwardAPI volume, and grants
+ * `keeperSlackSeconds` on top for the kubelet's refresh delay. A session created with
+ * ttl_seconds 20 ends about 20 s + slack later with no API running.
  * `activeDeadlineSeconds` is the hard cap (createdAt → maxExpiresAt): the kubelet's
  * backstop if the keeper is gone. It cannot carry the TTL: Kubernetes lets a running pod's
  * activeDeadlineSeconds be lowered but never raised, so keepalive could not move it.
@@ -232,58 +244,28 @@ export function podMemoryLimitMb(l: ExecutorLimits): number {
 export function buildSessionPod(input: SessionPodInput): V1Pod {
   const { lifetime } = input;
   const lifetimeSeconds = Math.max(1, Math.ceil((lifetime.maxExpiresAt - lifetime.createdAt) / 1000));
-  const keeperState = input.keeperEnforcesExpiry === true;
-  const command = executorCommands.keeper(
-    keeperState
-      ? {
-          statePath: KEEPER_STATE_PATH,
-          maxExpiresAt: lifetime.maxExpiresAt,
-          expiresAt: lifetime.expiresAt,
-          idleTimeoutSeconds: lifetime.idleTimeoutSeconds,
-          createdAt: lifetime.createdAt,
-        }
-      : {
-          statePath: null,
-          maxExpiresAt: lifetime.maxExpiresAt,
-          expiresAt: lifetime.maxExpiresAt,
-          idleTimeoutSeconds: null,
-          createdAt: lifetime.createdAt,
-        },
-  );
+  const slack = Math.max(0, Math.floor(input.keeperSlackSeconds ?? DEFAULT_KEEPER_SLACK_SECONDS));
+  const idle =
+    input.keeperIdleTimeoutSeconds === undefined
+      ? lifetime.idleTimeoutSeconds
+      : input.keeperIdleTimeoutSeconds;
+  const command = [
+    ...executorCommands.keeper({
+      statePath: KEEPER_STATE_ARG,
+      maxExpiresAt: lifetime.maxExpiresAt,
+      expiresAt: lifetime.expiresAt,
+      idleTimeoutSeconds: idle,
+      createdAt: lifetime.createdAt,
+    }),
+    String(slack),
+  ];
   const annotations: LabelMap = {
     ...input.annotations,
     [ANNOTATION_EXPIRES_AT]: String(lifetime.expiresAt),
     [ANNOTATION_LAST_ACTIVE_AT]: String(lifetime.lastActiveAt),
     [ANNOTATION_EXPIRES_AT_ISO]: new Date(lifetime.expiresAt).toISOString(),
   };
-  return basePod(input, input.name, { ...input.labels }, annotations, command, lifetimeSeconds, keeperState);
-}
-
-/** What the keeper reads from KEEPER_STATE_PATH (unix ms; the same shape as on Docker). */
-export interface KeeperState {
-  expiresAt: number;
-  lastActiveAt: number;
-}
-
-/**
- * The command that records a session's expiry and last activity for its keeper (run it in
- * the pod through the exec transport on every keepalive and activity). It writes a temp file
- * (unique per writer) and renames it, so the keeper never reads half a file and concurrent
- * writers do not collide. Write the latest values: the keeper takes the larger expiry but
- * the last written activity.
- */
-export function keeperStateCommand(state: KeeperState): string[] {
-  const json = JSON.stringify({
-    expiresAt: Math.floor(state.expiresAt),
-    lastActiveAt: Math.floor(state.lastActiveAt),
-  });
-  return [
-    "python3",
-    "-c",
-    "import os, sys\np = sys.argv[1]\nt = '%s.%d.tmp' % (p, os.getpid())\nwith open(t, 'w') as f:\n    f.write(sys.argv[2])\nos.replace(t, p)",
-    KEEPER_STATE_PATH,
-    json,
-  ];
+  return basePod(input, input.name, { ...input.labels }, annotations, command, lifetimeSeconds, true);
 }
 
 /** When an orphaned one-shot executor (the API died mid-run) may be reaped, unix ms. */

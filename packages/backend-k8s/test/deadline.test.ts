@@ -109,6 +109,27 @@ describe("deadlines against a hung apiserver", () => {
     expect((await backend.getSession(session)).id).toBe(session);
   });
 
+  it("a plain KubeConfig given to the backend gets the requestTimeoutMs deadline too", async () => {
+    // What a library user passes: a client-node KubeConfig, not a DeadlineKubeConfig.
+    const plain = makeBackend(fake, {
+      kubeConfig: fake.kubeConfig(NAMESPACE),
+      requestTimeoutMs: DEADLINE_MS,
+    });
+    fake.hang();
+    try {
+      for (const call of [(): Promise<unknown> => plain.ping(), () => plain.getSession(session)]) {
+        const { err, ms } = await timed(call());
+        expect(err).toBeInstanceOf(BackendUnavailableError);
+        expect((err as Error).message).toContain(`within ${DEADLINE_MS} ms`);
+        expect(ms).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+        expect(ms).toBeLessThan(DEADLINE_MS + SLACK_MS);
+      }
+    } finally {
+      fake.resume();
+    }
+    await plain.close();
+  });
+
   it("an exec handshake fails at its deadline with 503", async () => {
     const t = new PodExecTransport(kc, NAMESPACE, session);
     fake.hang();

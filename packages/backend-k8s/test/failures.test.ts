@@ -5,7 +5,12 @@
  */
 import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { BackendError, BackendUnavailableError, SessionNotFoundError } from "@code-interpreter/core";
+import {
+  BackendError,
+  BackendUnavailableError,
+  CapacityError,
+  SessionNotFoundError,
+} from "@code-interpreter/core";
 import { newExecutorName, newSessionId } from "@code-interpreter/core/backend-kit";
 import { buildExecutorPod, buildSessionPod, type KubernetesBackend } from "../src/index.js";
 import type { FakeApiServer } from "./fake-apiserver/server.js";
@@ -47,13 +52,40 @@ describe("pod start failures", () => {
     await eventually(() => fake.podNames().length === 0);
   });
 
-  it("an unschedulable pod times out with the scheduler's reason and is deleted", async () => {
+  it("an unschedulable pod answers CapacityError (429) within seconds, not at the ready timeout, and is deleted", async () => {
     fake = await startFake({ behavior: () => "unschedulable" });
-    const backend = makeBackend(fake, { podReadyTimeoutSec: 1 });
+    const backend = makeBackend(fake, { podReadyTimeoutSec: 60 });
+    let started = Date.now();
     const err = await backend.createSession(sessionReq).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(BackendError);
-    expect((err as Error).message).toContain("PodScheduled Unschedulable: 0/3 nodes are available");
+    expect(err).toBeInstanceOf(CapacityError);
+    expect((err as Error).message).toContain("capacity reached");
+    expect((err as Error).message).toContain("0/3 nodes are available: 3 Insufficient memory");
+    expect(Date.now() - started).toBeLessThan(5000);
     await eventually(() => fake.podNames().length === 0);
+
+    // One-shot runs answer the same way and leave no pod either.
+    started = Date.now();
+    const err2 = await backend.execute({ ...oneShot("print(1)"), files: [] }).catch((e: unknown) => e);
+    expect(err2).toBeInstanceOf(CapacityError);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await eventually(() => fake.podNames().length === 0);
+  });
+
+  it("a full node (CPU requests): the next session is a 429 within seconds, and room frees with a delete", async () => {
+    fake = await startFake({ node: { cpu: "2" } });
+    const backend = makeBackend(fake, { podReadyTimeoutSec: 60 });
+    const a = await backend.createSession(sessionReq);
+    await backend.createSession(sessionReq);
+    const started = Date.now();
+    const err = await backend.createSession(sessionReq).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CapacityError);
+    expect((err as Error).message).toContain("Insufficient cpu");
+    expect(Date.now() - started).toBeLessThan(5000);
+    await eventually(() => fake.podNames().length === 2);
+    await backend.deleteSession(a.id);
+    await eventually(() => !fake.podNames().includes(a.id));
+    expect((await backend.createSession(sessionReq)).status).toBe("running");
+    await backend.close();
   });
 
   it("an image that cannot be pulled fails fast with an error naming the image, and the pod is deleted", async () => {

@@ -1,26 +1,21 @@
 /**
  * Lifetimes on Kubernetes: the kubelet (here: the fake's) ends a session pod at
- * activeDeadlineSeconds with no API involved, and the reaper judges idle/expiry from the
- * annotations that activity and keepalive patch.
+ * activeDeadlineSeconds with no API involved, the reaper judges idle/expiry from the
+ * annotations that activity and keepalive patch, and the keeper (the pod's PID 1) ends the
+ * pod at its TTL and idle deadline from the same annotations, projected read-only into the
+ * pod by a downwardAPI volume, with no API running.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BackendError, SessionNotFoundError } from "@code-interpreter/core";
+import { SessionNotFoundError } from "@code-interpreter/core";
 import {
+  ANNOTATION_EXPIRES_AT,
   ANNOTATION_LAST_ACTIVE_AT,
-  PodExecTransport,
-  buildSessionPod,
-  writeKeeperState,
+  KEEPER_STATE_DIR,
+  KEEPER_STATE_PATH,
   type KubernetesBackend,
 } from "../src/index.js";
 import type { FakeApiServer } from "./fake-apiserver/server.js";
-import {
-  NAMESPACE,
-  createRunningPod,
-  eventually,
-  makeBackend,
-  sessionPodInput,
-  startFake,
-} from "./helpers.js";
+import { NAMESPACE, eventually, makeBackend, startFake } from "./helpers.js";
 
 const req = { files: [], idleTimeoutSeconds: null, metadata: {}, owner: null };
 
@@ -83,16 +78,20 @@ describe("session lifetimes", () => {
 });
 
 /**
- * With `keeperEnforcesExpiry` the pod itself ends at the session's TTL and idle deadline, so
- * a session outlives its expiry by seconds, not until the max lifetime, when no API runs.
- * (The issue's example is ttl_seconds 20; the tests use a few seconds.)
+ * The keeper ends a session pod at its TTL and idle deadline when no API runs: each test
+ * creates the session through a backend and then never calls it again (no reaper, no
+ * reads), so only the pod itself can end it. keeperSlackSeconds is 1 here (default 90, for
+ * a real kubelet's refresh delay of the annotations file).
  */
 describe("the keeper ends a session pod at its TTL and idle deadline with no API running", () => {
   let fake: FakeApiServer;
+  let backend: KubernetesBackend;
   beforeAll(async () => {
     fake = await startFake();
+    backend = makeBackend(fake, { sessionMaxLifetimeSeconds: 3600, keeperSlackSeconds: 1 });
   });
   afterAll(async () => {
+    await backend?.close();
     await fake?.stop();
   });
 
@@ -101,58 +100,70 @@ describe("the keeper ends a session pod at its TTL and idle deadline with no API
     return phase === "Succeeded" || phase === "Failed" ? phase : null;
   };
 
-  it("ends at the TTL, long before the max lifetime (activeDeadlineSeconds)", async () => {
-    const input = sessionPodInput(3, { maxLifetimeSeconds: 3600 });
-    const pod = buildSessionPod({ ...input, keeperEnforcesExpiry: true });
-    await createRunningPod(fake, pod);
+  it("a session with ttl_seconds 20 ends soon after 20 s, long before the max lifetime", async () => {
+    const s = await backend.createSession({ ...req, ttlSeconds: 20 });
+    const pod = fake.getPod(NAMESPACE, s.id);
+    expect(pod.spec.activeDeadlineSeconds).toBe(3600);
+    expect(pod.spec.volumes).toContainEqual(expect.objectContaining({ name: "podinfo" }));
     fake.clearRequests();
-    const phase = await eventually(() => ended(input.name), 30_000, "pod ended");
+    const phase = await eventually(() => ended(s.id), 60_000, "pod ended");
     // The keeper exits 0 at its deadline: Succeeded, not the kubelet's DeadlineExceeded.
     expect(phase).toBe("Succeeded");
-    expect(Date.now()).toBeGreaterThanOrEqual(input.lifetime.expiresAt);
-    expect(Date.now()).toBeLessThan(input.lifetime.maxExpiresAt);
+    expect(Date.now()).toBeGreaterThanOrEqual(s.expiresAt + 1000);
+    expect(Date.now()).toBeLessThan(s.expiresAt + 15_000);
     expect(fake.requests).toEqual([]);
-  });
+  }, 90_000);
 
-  it("ends an idle session at its idle deadline", async () => {
-    const input = sessionPodInput(600, { idleTimeoutSeconds: 3 });
-    await createRunningPod(fake, buildSessionPod({ ...input, keeperEnforcesExpiry: true }));
-    await eventually(() => ended(input.name), 30_000, "idle pod ended");
-    expect(Date.now()).toBeGreaterThanOrEqual(input.lifetime.createdAt + 3000);
-    expect(Date.now()).toBeLessThan(input.lifetime.expiresAt);
-  });
+  it("an idle session ends at its idle deadline (plus the activity-write and kubelet slack)", async () => {
+    const s = await backend.createSession({ ...req, ttlSeconds: 600, idleTimeoutSeconds: 3 });
+    await eventually(() => ended(s.id), 60_000, "idle pod ended");
+    // idle 3 s + the layer's activity-write interval (1 s) + slack 1 s, from creation.
+    expect(Date.now() - s.createdAt).toBeGreaterThanOrEqual(5000);
+    expect(Date.now()).toBeLessThan(s.expiresAt);
+  }, 90_000);
 
-  it("keepalive recorded in the state file moves the deadline, within the hard cap", async () => {
-    const input = sessionPodInput(3, { maxLifetimeSeconds: 3600 });
-    await createRunningPod(fake, buildSessionPod({ ...input, keeperEnforcesExpiry: true }));
-    const extended = input.lifetime.expiresAt + 4000;
-    const t = new PodExecTransport(fake.kubeConfig(NAMESPACE), NAMESPACE, input.name);
-    await writeKeeperState(t, { expiresAt: extended, lastActiveAt: Date.now() });
-    // Past the original TTL the pod still runs (the keeper rereads the file every <= 2 s).
-    await eventually(() => Date.now() > input.lifetime.expiresAt + 2500, 10_000);
-    expect(ended(input.name)).toBeNull();
-    await eventually(() => ended(input.name), 30_000, "kept-alive pod ended");
-    expect(Date.now()).toBeGreaterThanOrEqual(extended);
-  });
-
-  it("writing the state fails clearly in a pod without the keeper volume", async () => {
-    const input = sessionPodInput(600);
-    await createRunningPod(fake, buildSessionPod(input));
-    const t = new PodExecTransport(fake.kubeConfig(NAMESPACE), NAMESPACE, input.name);
-    const err = await writeKeeperState(t, { expiresAt: Date.now(), lastActiveAt: Date.now() }).catch(
-      (e: unknown) => e,
+  it("a keepalive (an annotation patch) moves the deadline the keeper sees", async () => {
+    const s = await backend.createSession({ ...req, ttlSeconds: 4 });
+    const kept = await backend.keepalive(s.id, 12);
+    expect(kept.expiresAt).toBeGreaterThan(s.expiresAt + 5000);
+    expect(Number(fake.getPod(NAMESPACE, s.id).metadata.annotations[ANNOTATION_EXPIRES_AT])).toBe(
+      kept.expiresAt,
     );
-    expect(err).toBeInstanceOf(BackendError);
-    expect((err as Error).message).toMatch(/recording the session's expiry in its pod failed \(exit 1\)/);
-  });
+    // Past the original TTL + slack the pod still runs (the keeper rereads every <= 2 s).
+    await eventually(() => Date.now() > s.expiresAt + 4000, 20_000);
+    expect(ended(s.id)).toBeNull();
+    await eventually(() => ended(s.id), 60_000, "kept-alive pod ended");
+    expect(Date.now()).toBeGreaterThanOrEqual(kept.expiresAt + 1000);
+  }, 90_000);
 
-  it("without it (the default), the keeper works to the hard deadline only", () => {
-    const input = sessionPodInput(3, { maxLifetimeSeconds: 3600 });
-    const cmd = buildSessionPod(input).spec!.containers[0]!.command!;
-    expect(cmd.slice(-5, -2)).toEqual([
-      "-",
-      String(input.lifetime.maxExpiresAt),
-      String(input.lifetime.maxExpiresAt),
-    ]);
+  it("the code cannot write the annotations the keeper reads", async () => {
+    const s = await backend.createSession({ ...req, ttlSeconds: 600 });
+    const code = [
+      "import os, json",
+      `d = ${JSON.stringify(KEEPER_STATE_DIR)}`,
+      "out = {'read': open(" + JSON.stringify(KEEPER_STATE_PATH) + ").read()}",
+      "for name, op in [",
+      "    ('write', lambda: open(os.path.join(d, 'annotations'), 'w').write('x')),",
+      "    ('create', lambda: open(os.path.join(d, 'mine'), 'w').write('x')),",
+      "    ('swap', lambda: os.symlink('/tmp', os.path.join(d, '..data_tmp'))),",
+      "    ('unlink', lambda: os.unlink(os.path.join(d, '..data'))),",
+      "]:",
+      "    try:",
+      "        op(); out[name] = 'ok'",
+      "    except OSError as e:",
+      "        out[name] = e.errno",
+      "print(json.dumps(out))",
+    ].join("\n");
+    const r = await backend.execInSession(s.id, {
+      language: "python",
+      code,
+      timeoutMs: 10_000,
+      maxOutputBytes: 10_000,
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(out.read).toContain(`${ANNOTATION_EXPIRES_AT}="${s.expiresAt}"`);
+    for (const op of ["write", "create", "swap", "unlink"]) expect(out[op], op).toBe(30); // EROFS
+    await backend.deleteSession(s.id);
   });
 });

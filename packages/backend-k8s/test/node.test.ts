@@ -76,10 +76,9 @@ describe("the workspace limit on a node", () => {
   it("a disk-backed emptyDir accepts the write, and the kubelet evicts the pod some time later", async () => {
     // What the pods looked like before (and what a cluster does with them).
     const pod = buildSessionPod({ ...sessionPodInput(600), limits: small });
-    pod.spec!.volumes = pod.spec!.volumes!.map((v) => ({
-      name: v.name,
-      emptyDir: { sizeLimit: v.emptyDir!.sizeLimit! },
-    }));
+    pod.spec!.volumes = pod.spec!.volumes!.map((v) =>
+      v.emptyDir ? { name: v.name, emptyDir: { sizeLimit: v.emptyDir.sizeLimit! } } : v,
+    );
     const name = pod.metadata!.name!;
     await createRunningPod(fake, pod);
     const t = new PodExecTransport(fake.kubeConfig(NAMESPACE), NAMESPACE, name);

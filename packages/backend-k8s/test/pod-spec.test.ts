@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BackendError } from "@code-interpreter/core";
+import { ValidationError } from "@code-interpreter/core";
 import {
   LABEL_REAP_AFTER,
   isDns1123Label,
@@ -11,12 +11,13 @@ import {
 import {
   ANNOTATION_EXPIRES_AT,
   ANNOTATION_LAST_ACTIVE_AT,
+  DEFAULT_KEEPER_SLACK_SECONDS,
+  KEEPER_STATE_ARG,
   KEEPER_STATE_DIR,
   KEEPER_STATE_PATH,
   buildExecutorPod,
   buildSessionPod,
   cpuQuantity,
-  keeperStateCommand,
   podMemoryLimitMb,
   sessionFromPod,
   type PodSpecOptions,
@@ -118,52 +119,26 @@ describe("buildSessionPod", () => {
     expect(c.imagePullPolicy).toBe("Always");
   });
 
-  it("sets activeDeadlineSeconds to the session's lifetime and runs the keeper to the hard deadline", () => {
+  it("sets activeDeadlineSeconds to the hard cap and runs the keeper to the TTL and idle deadline", () => {
     const { pod, lifetime } = sessionPod();
+    // The kubelet's backstop stays the hard cap: a running pod's deadline can only be lowered.
     expect(pod.spec!.activeDeadlineSeconds).toBe(MAX_LIFETIME);
     expect(pod.spec!.activeDeadlineSeconds).toBe((lifetime.maxExpiresAt - lifetime.createdAt) / 1000);
     const cmd = pod.spec!.containers[0]!.command!;
     expect(cmd.slice(0, 4)).toEqual(["python3", "-I", "-S", "-c"]);
-    // statePath "-", hard deadline, expiry = hard deadline, no idle, createdAt
+    // the annotations file, hard deadline, expiry, idle, createdAt, slack
     expect(cmd.slice(5)).toEqual([
-      "-",
+      `annotations:${KEEPER_STATE_PATH}`,
       String(lifetime.maxExpiresAt),
-      String(lifetime.maxExpiresAt),
-      "0",
+      String(lifetime.expiresAt),
+      "300",
       String(lifetime.createdAt),
+      String(DEFAULT_KEEPER_SLACK_SECONDS),
     ]);
+    expect(KEEPER_STATE_ARG).toBe(`annotations:${KEEPER_STATE_PATH}`);
   });
 
-  it("mounts memory-backed emptyDirs sized by config, inside a memory limit that covers them", () => {
-    const spec = sessionPod().pod.spec!;
-    expect(spec.volumes).toEqual([
-      { name: "workspace", emptyDir: { medium: "Memory", sizeLimit: "300Mi" } },
-      { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "32Mi" } },
-    ]);
-    const c = spec.containers[0]!;
-    expect(c.volumeMounts).toEqual([
-      { name: "workspace", mountPath: "/workspace" },
-      { name: "tmp", mountPath: "/tmp" },
-    ]);
-    // 512 (program) + 300 (workspace) + 32 (tmp): the files cannot eat the program's memory.
-    expect(podMemoryLimitMb(base.limits)).toBe(844);
-    expect(c.resources).toEqual({
-      requests: { cpu: "500m", memory: "844Mi" },
-      limits: { cpu: "500m", memory: "844Mi" },
-    });
-    expect(cpuQuantity(2)).toBe("2");
-    expect(cpuQuantity(0.25)).toBe("250m");
-  });
-
-  it("requests less CPU than its limit when cpuRequest says so (never more)", () => {
-    expect(sessionPod({ cpuRequest: 0.1 }).pod.spec!.containers[0]!.resources).toEqual({
-      requests: { cpu: "100m", memory: "844Mi" },
-      limits: { cpu: "500m", memory: "844Mi" },
-    });
-    expect(sessionPod({ cpuRequest: 4 }).pod.spec!.containers[0]!.resources!.requests!.cpu).toBe("500m");
-  });
-
-  it("with keeperEnforcesExpiry, the keeper works to the TTL and idle deadline from a state file", () => {
+  it("gives the keeper the layer's idle timeout (with its activity slack) and the configured slack", () => {
     const lifetime = newLifetime(now, 20, MAX_LIFETIME, 30);
     const tags = sessionTags(lifetime, { owner: null, metadata: {} });
     const pod = buildSessionPod({
@@ -171,35 +146,62 @@ describe("buildSessionPod", () => {
       name: newSessionId(),
       lifetime,
       ...tags,
-      keeperEnforcesExpiry: true,
+      keeperIdleTimeoutSeconds: 38,
+      keeperSlackSeconds: 5,
     });
     expect(validateObject(pod)).toBeNull();
-    // The kubelet's backstop stays the hard cap: a running pod's deadline can only be lowered.
-    expect(pod.spec!.activeDeadlineSeconds).toBe(MAX_LIFETIME);
-    const cmd = pod.spec!.containers[0]!.command!;
-    expect(cmd.slice(-5)).toEqual([
-      KEEPER_STATE_PATH,
+    expect(pod.spec!.containers[0]!.command!.slice(5)).toEqual([
+      KEEPER_STATE_ARG,
       String(lifetime.maxExpiresAt),
       String(lifetime.expiresAt),
-      "30",
+      "38",
       String(lifetime.createdAt),
+      "5",
     ]);
-    expect(pod.spec!.volumes).toContainEqual({
-      name: "keeper",
-      emptyDir: { medium: "Memory", sizeLimit: "1Mi" },
-    });
-    expect(pod.spec!.containers[0]!.volumeMounts).toContainEqual({
-      name: "keeper",
-      mountPath: KEEPER_STATE_DIR,
-    });
-    const write = keeperStateCommand({ expiresAt: 5000.7, lastActiveAt: 4000 });
-    expect(write.slice(3)).toEqual([KEEPER_STATE_PATH, '{"expiresAt":5000,"lastActiveAt":4000}']);
-    expect(write[2]).toContain("os.replace");
   });
 
-  it("refuses the removed network lockdown instead of creating a pod without it", () => {
-    expect(() => sessionPod({ networkLockdown: true })).toThrow(BackendError);
-    expect(() => sessionPod({ networkLockdown: true })).toThrow(/NetworkPolicy/);
+  it("mounts memory-backed emptyDirs sized by config inside MEMORY_LIMIT_MB, and the annotations read-only", () => {
+    const spec = sessionPod().pod.spec!;
+    expect(spec.volumes).toEqual([
+      { name: "workspace", emptyDir: { medium: "Memory", sizeLimit: "300Mi" } },
+      { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "32Mi" } },
+      {
+        name: "podinfo",
+        downwardAPI: {
+          defaultMode: 0o444,
+          items: [{ path: "annotations", fieldRef: { fieldPath: "metadata.annotations" } }],
+        },
+      },
+    ]);
+    const c = spec.containers[0]!;
+    expect(c.volumeMounts).toEqual([
+      { name: "workspace", mountPath: "/workspace" },
+      { name: "tmp", mountPath: "/tmp" },
+      { name: "podinfo", mountPath: KEEPER_STATE_DIR, readOnly: true },
+    ]);
+    // The same rule as Docker: the memory limit is MEMORY_LIMIT_MB, the tmpfs live inside it.
+    expect(podMemoryLimitMb(base.limits)).toBe(512);
+    expect(c.resources).toEqual({
+      requests: { cpu: "500m", memory: "512Mi" },
+      limits: { cpu: "500m", memory: "512Mi" },
+    });
+    expect(cpuQuantity(2)).toBe("2");
+    expect(cpuQuantity(0.25)).toBe("250m");
+  });
+
+  it("requests less CPU than its limit when cpuRequest says so (never more)", () => {
+    expect(sessionPod({ cpuRequest: 0.1 }).pod.spec!.containers[0]!.resources).toEqual({
+      requests: { cpu: "100m", memory: "512Mi" },
+      limits: { cpu: "500m", memory: "512Mi" },
+    });
+    expect(sessionPod({ cpuRequest: 4 }).pod.spec!.containers[0]!.resources!.requests!.cpu).toBe("500m");
+  });
+
+  it("refuses tmpfs sizes that do not leave a quarter of the memory limit (one rule with Docker)", () => {
+    const l = { ...base.limits, memoryLimitMb: 512, workspaceSizeMb: 384, tmpSizeMb: 1 };
+    expect(() => sessionPod({ limits: l })).toThrow(ValidationError);
+    expect(() => sessionPod({ limits: l })).toThrow(/at most 384 MB of the 512 MB/);
+    expect(() => sessionPod({ limits: { ...l, workspaceSizeMb: 383 } })).not.toThrow();
   });
 
   it("adds an ownerReference and runtime class only when configured", () => {
@@ -251,14 +253,7 @@ describe("buildExecutorPod", () => {
 });
 
 describe("Pod Security", () => {
-  it("session (with and without the keeper state volume) and executor pods pass restricted", () => {
-    const withKeeper = buildSessionPod({
-      ...base,
-      name: newSessionId(),
-      lifetime: newLifetime(now, 60, MAX_LIFETIME, null),
-      ...sessionTags(newLifetime(now, 60, MAX_LIFETIME, null), { owner: null, metadata: {} }),
-      keeperEnforcesExpiry: true,
-    });
+  it("session (with its downwardAPI volume) and executor pods pass restricted", () => {
     const executor = buildExecutorPod({
       ...base,
       name: newExecutorName(),
@@ -266,7 +261,7 @@ describe("Pod Security", () => {
       timeoutMs: 1000,
       podReadyTimeoutSec: 60,
     });
-    for (const pod of [sessionPod().pod, withKeeper, executor]) {
+    for (const pod of [sessionPod().pod, executor]) {
       expect(podSecurityViolations(pod.spec, "restricted")).toEqual([]);
     }
   });

@@ -1,7 +1,18 @@
 """PID 1 of every executor: reaps zombies and exits (ending the container) when the session's
 life is over, whether or not any API process runs.
 
-argv: statePath|- maxExpiresAtMs expiresAtMs idleSeconds createdAtMs
+argv: state maxExpiresAtMs expiresAtMs idleSeconds createdAtMs [slackSeconds]
+
+state is where later keepalives and activity are read from:
+- `-`: nowhere (the keeper works from its arguments only);
+- a path: a JSON object {"expiresAt": ms, "lastActiveAt": ms} (Docker: written by the API
+  with the archive API);
+- `annotations:PATH`: a Kubernetes downwardAPI file of the pod's annotations (`key="value"`
+  lines, values Go-quoted, so no value can forge a line), from which the keeper takes
+  ANNOTATION_EXPIRES_AT and ANNOTATION_LAST_ACTIVE_AT (unix ms, digits only). The kubelet
+  writes it and mounts it read-only: the code in the pod cannot extend its own life.
+slackSeconds (default 0) is added to the expiry and the idle deadline (never past the hard
+cap): on Kubernetes the kubelet refreshes the annotations file only on its sync period.
 
 Started as `python3 -I -S -c <this>` (no user-writable path on sys.path, no environment
 variables honoured) and, first thing, made non-dumpable: code running as the same uid can
@@ -16,6 +27,11 @@ import sys
 import time
 
 PR_SET_DUMPABLE = 4
+ANNOTATIONS_PREFIX = "annotations:"
+# The annotation keys of backend-k8s (pod-spec.ts ANNOTATION_EXPIRES_AT / _LAST_ACTIVE_AT).
+ANNOTATION_EXPIRES_AT = "code-interpreter.dev/expires-at-ms"
+ANNOTATION_LAST_ACTIVE_AT = "code-interpreter.dev/last-active-at-ms"
+MAX_STATE_BYTES = 1 << 20
 
 
 def harden():
@@ -27,14 +43,37 @@ def harden():
     os.chdir("/")
 
 
-def deadline(state, hard, exp, idle, created):
-    """The session's end (unix ms): the hard cap, the (extended) expiry, the idle deadline."""
+def deadline(state, hard, exp, idle, created, slack=0):
+    """The session's end (unix ms): the hard cap, the (extended) expiry, the idle deadline,
+    the last two plus `slack` seconds."""
     e = max(exp, int(state.get("expiresAt", 0) or 0))
     la = max(created, int(state.get("lastActiveAt", 0) or 0))
-    dl = min(hard, e)
+    dl = min(hard, e + slack * 1000)
     if idle > 0:
-        dl = min(dl, la + idle * 1000)
+        dl = min(dl, la + idle * 1000 + slack * 1000)
     return dl
+
+
+def parse_annotations(text):
+    """The state record of a downwardAPI annotations file, or None when it has neither key.
+
+    Each line is `key="value"`; only our two keys with a plain decimal value count (their
+    values are digits, which Go's quoting leaves as they are). Every other line is ignored.
+    """
+    keys = {ANNOTATION_EXPIRES_AT: "expiresAt", ANNOTATION_LAST_ACTIVE_AT: "lastActiveAt"}
+    out = {}
+    for line in text.split("\n"):
+        key, sep, value = line.partition("=")
+        field = keys.get(key)
+        if not sep or field is None:
+            continue
+        if len(value) < 3 or value[0] != '"' or value[-1] != '"':
+            continue
+        digits = value[1:-1]
+        if not digits.isdigit() or not digits.isascii() or len(digits) > 16:
+            continue
+        out[field] = int(digits)
+    return out or None
 
 
 def read_state(path):
@@ -46,6 +85,12 @@ def read_state(path):
     """
     if path == "-":
         return {}
+    if path.startswith(ANNOTATIONS_PREFIX):
+        try:
+            with open(path[len(ANNOTATIONS_PREFIX):], encoding="utf-8", errors="replace") as f:
+                return parse_annotations(f.read(MAX_STATE_BYTES))
+        except OSError:
+            return None
     try:
         with open(path) as f:
             s = json.load(f)
@@ -72,6 +117,7 @@ def main(argv):
     harden()
     sp = argv[0]
     hard, exp, idle, created = (int(a) for a in argv[1:5])
+    slack = int(argv[5]) if len(argv) > 5 else 0
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     last = {}
@@ -79,11 +125,11 @@ def main(argv):
         reap()
         state = read_state(sp)
         try:
-            dl = deadline(state if state is not None else last, hard, exp, idle, created)
+            dl = deadline(state if state is not None else last, hard, exp, idle, created, slack)
             if state is not None:
                 last = state
         except (TypeError, ValueError):
-            dl = deadline(last, hard, exp, idle, created)
+            dl = deadline(last, hard, exp, idle, created, slack)
         now = time.time() * 1000
         if now >= dl:
             sys.exit(0)

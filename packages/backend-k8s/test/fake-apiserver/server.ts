@@ -31,13 +31,29 @@
  * pulled), gives each pod an IP from TEST-NET-1 (192.0.2.0/24, never a private range), and
  * mounts emptyDirs like a node: `medium: Memory` → a tmpfs sized min(sizeLimit, memory
  * limit); otherwise a disk-backed Docker volume with no size, whose usage it measures and
- * evicts the pod (`Failed/Evicted`) some time after it passes `sizeLimit`. Failure knobs let
+ * evicts the pod (`Failed/Evicted`) some time after it passes `sizeLimit`. downwardAPI
+ * volumes are rendered like the kubelet's AtomicWriter (`key="value"` lines, Go-quoted, in
+ * a timestamped dir that a `..data` symlink swap makes current) into a host directory
+ * bind-mounted read-only, and re-rendered after every patch (`downwardApiDelayMs` later;
+ * a real kubelet takes up to its sync period). Failure knobs let
  * tests make pods stay Pending, be unschedulable, fail to pull, or make deletes fail.
  *
  * Every container and volume carries `fake-k8s=1` and `fake-k8s-run=<runId>`; stop() removes
  * exactly this run's.
  */
 import { randomUUID } from "node:crypto";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
@@ -72,6 +88,8 @@ interface PodRecord {
   container?: Docker.Container;
   /** Docker volumes backing this pod's disk emptyDirs. */
   volumes: string[];
+  /** Host directories of this pod's downwardAPI volumes (bind-mounted read-only). */
+  downwardApi: Array<{ dir: string; volume: Json }>;
   deadlineTimer?: NodeJS.Timeout;
   evictionTimer?: NodeJS.Timeout;
   /** Placed on the node: its requests count against the node's size until it is gone. */
@@ -110,6 +128,8 @@ export interface FakeApiServerOptions {
   execProtocols?: string[];
   /** How often the kubelet measures disk-backed emptyDirs (default 1000 ms). */
   evictionIntervalMs?: number;
+  /** How long after a patch the kubelet rewrites the pod's downwardAPI files (default 200 ms). */
+  downwardApiDelayMs?: number;
 }
 
 /** The user the RBAC denials name (the API's ServiceAccount in deploy/). */
@@ -345,6 +365,7 @@ export class FakeApiServer {
         status: { phase },
       },
       volumes: [],
+      downwardApi: [],
       bound: false,
       stopped: true,
     };
@@ -568,7 +589,7 @@ export class FakeApiServer {
       c.resources.requests = { ...lim, ...(c.resources.requests ?? {}) };
     }
     obj.status = { phase: "Pending", qosClass: qosClass(obj.spec.containers) };
-    const rec: PodRecord = { ns, name, obj, volumes: [], bound: false, stopped: false };
+    const rec: PodRecord = { ns, name, obj, volumes: [], downwardApi: [], bound: false, stopped: false };
     this.pods.set(key, rec);
     this.created.push(key);
     this.send(res, obj, 201);
@@ -665,6 +686,12 @@ export class FakeApiServer {
     next.metadata.resourceVersion = String(this.rv++);
     rec.obj = next;
     if (newAds !== oldAds) this.armDeadline(rec);
+    if (rec.downwardApi.length) {
+      const t = setTimeout(() => {
+        if (!rec.stopped) this.renderDownwardApi(rec);
+      }, this.opts.downwardApiDelayMs ?? 200);
+      t.unref();
+    }
     this.send(res, rec.obj);
   }
 
@@ -1093,6 +1120,19 @@ export class FakeApiServer {
         { Type: "volume", Source: volName, Target: v.mountPath },
       ];
     }
+    // downwardAPI volumes: a host directory the kubelet writes, read-only in the container.
+    for (const m of main.volumeMounts ?? []) {
+      const volume = (pod.spec.volumes ?? []).find((v: Json) => v.name === m.name && v.downwardAPI);
+      if (!volume) continue;
+      const dir = mkdtempSync(join(tmpdir(), `fake-k8s-${this.runId}-podinfo-`));
+      chmodSync(dir, 0o755);
+      rec.downwardApi.push({ dir, volume });
+      spec.HostConfig!.Mounts = [
+        ...(spec.HostConfig!.Mounts ?? []),
+        { Type: "bind", Source: dir, Target: m.mountPath, ReadOnly: true },
+      ];
+    }
+    this.renderDownwardApi(rec);
     const container = await this.docker.createContainer(spec);
     rec.container = container;
     if (rec.stopped) {
@@ -1241,8 +1281,44 @@ export class FakeApiServer {
     }
   }
 
+  /**
+   * Writes the pod's downwardAPI volumes like the kubelet's AtomicWriter: the files in a new
+   * `..<timestamp>` dir, a `..data_tmp` symlink to it renamed over `..data` (atomic), each
+   * item a symlink into `..data`, the previous dir removed.
+   */
+  private renderDownwardApi(rec: PodRecord): void {
+    for (const { dir, volume } of rec.downwardApi) {
+      const data = `..${new Date().toISOString().replace(/[:.]/g, "_")}.${randomUUID().slice(0, 6)}`;
+      mkdirSync(join(dir, data), { mode: 0o755 });
+      const mode = volume.downwardAPI.defaultMode ?? 0o644;
+      for (const item of volume.downwardAPI.items ?? []) {
+        const file = join(dir, data, item.path);
+        writeFileSync(file, fieldValue(rec.obj, item.fieldRef?.fieldPath));
+        chmodSync(file, item.mode ?? mode);
+      }
+      const tmp = join(dir, "..data_tmp");
+      rmSync(tmp, { force: true });
+      symlinkSync(data, tmp);
+      renameSync(tmp, join(dir, "..data"));
+      for (const item of volume.downwardAPI.items ?? []) {
+        const link = join(dir, item.path);
+        try {
+          symlinkSync(join("..data", item.path), link);
+        } catch {
+          // already there
+        }
+      }
+      for (const old of readdirSync(dir)) {
+        if (old.startsWith("..") && old !== "..data" && old !== data) {
+          rmSync(join(dir, old), { recursive: true, force: true });
+        }
+      }
+    }
+  }
+
   private async stopRecord(rec: PodRecord): Promise<void> {
     rec.stopped = true;
+    for (const { dir } of rec.downwardApi.splice(0)) rmSync(dir, { recursive: true, force: true });
     if (rec.deadlineTimer) clearTimeout(rec.deadlineTimer);
     if (rec.evictionTimer) clearTimeout(rec.evictionTimer);
     if (rec.container) await rec.container.remove({ force: true }).catch(() => undefined);
@@ -1256,6 +1332,44 @@ export class FakeApiServer {
 }
 
 // ------------------------------------------------------------------ helpers
+
+/** A downwardAPI fieldRef's file content, as the kubelet formats it (maps: sorted `k="v"` lines). */
+function fieldValue(pod: Json, fieldPath: string | undefined): string {
+  const map = (m: Record<string, string> | undefined) =>
+    Object.keys(m ?? {})
+      .sort()
+      .map((k) => `${k}=${goQuote(m![k]!)}`)
+      .join("\n");
+  switch (fieldPath) {
+    case "metadata.annotations":
+      return map(pod.metadata.annotations);
+    case "metadata.labels":
+      return map(pod.metadata.labels);
+    case "metadata.name":
+      return pod.metadata.name;
+    case "metadata.namespace":
+      return pod.metadata.namespace;
+    case "metadata.uid":
+      return pod.metadata.uid;
+    default:
+      return "";
+  }
+}
+
+/** Go's strconv.Quote (what the kubelet's `%q` gives) for the characters that matter here. */
+export function goQuote(v: string): string {
+  let out = '"';
+  for (const ch of v) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === "\\") out += `\\${ch}`;
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch === "\t") out += "\\t";
+    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, "0")}`;
+    else out += ch;
+  }
+  return `${out}"`;
+}
 
 function notFound(kind: string, name: string): K8sStatus {
   const short = kind.split(".")[0]!;

@@ -67,6 +67,73 @@ def test_keeper_idle_deadline_and_garbage_state(tmp_path):
     assert p.wait(timeout=10) == 0
 
 
+def write_annotations(d, annotations, gen=[0]):
+    """What the kubelet does for a downwardAPI volume: `key="value"` lines (sorted, Go-quoted)
+    in a new timestamped dir, `..data` swapped to it with a rename, `annotations` a symlink."""
+    gen[0] += 1
+    data = "..%d" % gen[0]
+    os.mkdir(os.path.join(d, data))
+    body = "\n".join("%s=%s" % (k, json.dumps(v)) for k, v in sorted(annotations.items()))
+    with open(os.path.join(d, data, "annotations"), "w") as f:
+        f.write(body)
+    os.symlink(data, os.path.join(d, "..data_tmp"))
+    os.rename(os.path.join(d, "..data_tmp"), os.path.join(d, "..data"))
+    if not os.path.islink(os.path.join(d, "annotations")):
+        os.symlink("..data/annotations", os.path.join(d, "annotations"))
+
+
+EXP = "code-interpreter.dev/expires-at-ms"
+ACT = "code-interpreter.dev/last-active-at-ms"
+
+
+def test_keeper_follows_the_pods_annotations_and_ignores_forged_lines(tmp_path):
+    t = now_ms()
+    d = str(tmp_path)
+    # A caller's metadata value holding a newline cannot forge a line: Go quoting escapes it.
+    forged = 'x\n%s="%d"' % (EXP, int(t + 600000))
+    write_annotations(d, {EXP: str(int(t + 2500)), "code-interpreter.dev/meta-a": forged})
+    p = start_keeper(keeper_args("annotations:" + os.path.join(d, "annotations"), t + 60000, t + 300, 0, t))
+    try:
+        time.sleep(1.2)
+        assert p.poll() is None  # the annotation moved the expiry past the argument's
+        assert p.wait(timeout=10) == 0
+        assert now_ms() - t >= 2400
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_keeper_idle_from_annotations_with_slack_and_last_good_state(tmp_path):
+    t = now_ms()
+    d = str(tmp_path)
+    write_annotations(d, {EXP: str(int(t + 60000)), ACT: str(int(t))})
+    path = "annotations:" + os.path.join(d, "annotations")
+    p = start_keeper(keeper_args(path, t + 60000, t + 60000, 2, t) + [1])
+    try:
+        for _ in range(5):  # activity keeps it alive past idle (2 s) + slack (1 s)
+            time.sleep(1.0)
+            write_annotations(d, {EXP: str(int(t + 60000)), ACT: str(int(now_ms()))})
+        assert p.poll() is None
+        # An unreadable file keeps the last good record (no fallback to the created time).
+        os.unlink(os.path.join(d, "..data"))
+        time.sleep(0.5)
+        assert p.poll() is None
+        stopped = now_ms()
+        assert p.wait(timeout=10) == 0
+        # It reads at least every 2 s: it saw an activity at most 2 s older than the last.
+        assert now_ms() - stopped >= 400
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_keeper_slack_never_passes_the_hard_cap():
+    t = now_ms()
+    p = start_keeper(keeper_args("-", t + 700, t + 300, 0, t) + [60])
+    assert p.wait(timeout=10) == 0
+    assert now_ms() - t < 5000
+
+
 def test_keeper_is_not_dumpable_and_runs_from_root_dir():
     t = now_ms()
     p = start_keeper(keeper_args("-", t + 60000, t + 60000, 0, t), uid=NOBODY)
