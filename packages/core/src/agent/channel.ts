@@ -386,6 +386,11 @@ export class AgentChannel {
     };
   }
 
+  /** An exec to the agent is open now (a call would make no platform request). */
+  get open(): boolean {
+    return this.conn !== null && !this.conn.closed;
+  }
+
   /** Requests in flight, streamed read contents included. */
   get busy(): boolean {
     return this.inFlight > 0;

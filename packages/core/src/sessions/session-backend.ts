@@ -31,7 +31,7 @@ import {
 } from "../errors.js";
 import { AgentChannelError, type AgentChannel } from "../agent/channel.js";
 import { AgentChannels } from "../agent/channels.js";
-import { keepaliveExpiry, newLifetime } from "../lifetime.js";
+import { isExpired, keepaliveExpiry, newLifetime } from "../lifetime.js";
 import { isSessionId, newSessionId } from "../naming.js";
 import { assertSafeWorkspacePath } from "../paths.js";
 import { inScope, lifetimeOf, sessionFromTags, sessionTags, type SessionState } from "../session.js";
@@ -40,7 +40,7 @@ import { exhaustionError } from "./exhaustion.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import type { PlatformResource, SessionPlatform } from "./platform.js";
 import { reapResources } from "./reaper.js";
-import { SessionStore } from "./session-store.js";
+import { SessionStore, type Loaded } from "./session-store.js";
 import { validateCreateRequest, validateFileWrite, validateKeepaliveTtl } from "./validation.js";
 
 export interface SessionBackendOptions {
@@ -134,6 +134,21 @@ export class SessionBackend implements Backend {
     if (known && known.handle !== r.handle) this.channels.close(r.name);
     this.resources.set(r.name, r);
     return this.channels.get(r.name);
+  }
+
+  /**
+   * The checks of a session call. While this process's channel to the session's agent is
+   * open, the resource this process found when it opened it is used (its tags cannot change;
+   * a removed or stopped session breaks the channel, and the next call looks it up again):
+   * the hot path makes no platform request. Otherwise, the store's lookup.
+   */
+  private async loadForCall(id: string, scope: Scope | undefined): Promise<Loaded> {
+    const r = this.resources.get(id);
+    if (r && this.channels.get(id).open) {
+      const info = this.store.view(r);
+      if (info && inScope(info, scope) && !isExpired(lifetimeOf(info), this.now())) return { r, info };
+    }
+    return this.store.load(id, scope, false);
   }
 
   private forgetChannel(id: string): void {
@@ -257,7 +272,7 @@ export class SessionBackend implements Backend {
     this.assertOpen();
     if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
     const go = async (): Promise<ExecResult> => {
-      const s = await this.store.load(id, scope, false);
+      const s = await this.loadForCall(id, scope);
       try {
         const ch = this.channel(s.r);
         this.store.touch(s);
@@ -286,7 +301,7 @@ export class SessionBackend implements Backend {
     this.assertOpen();
     validateFileWrite(path, file.size, this.maxFileBytes);
     if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
-    const s = await this.store.load(id, scope, false);
+    const s = await this.loadForCall(id, scope);
     try {
       this.store.touch(s);
       return await this.channel(s.r).write(path, file, this.maxFileBytes);
@@ -298,7 +313,7 @@ export class SessionBackend implements Backend {
   async readSessionFile(id: string, path: string, scope?: Scope): Promise<SessionFile> {
     this.assertOpen();
     assertSafeWorkspacePath(path);
-    const s = await this.store.load(id, scope, false);
+    const s = await this.loadForCall(id, scope);
     try {
       this.store.touch(s);
       return await this.channel(s.r).read(path, this.maxFileBytes);
@@ -309,7 +324,7 @@ export class SessionBackend implements Backend {
 
   async listSessionFiles(id: string, scope?: Scope): Promise<WorkspaceEntry[]> {
     this.assertOpen();
-    const s = await this.store.load(id, scope, false);
+    const s = await this.loadForCall(id, scope);
     try {
       this.store.touch(s);
       return await this.channel(s.r).list();
