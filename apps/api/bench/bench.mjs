@@ -8,6 +8,10 @@
 //   one-shot   POST /v1/execute (HTTP, full API)      vs  raw `docker run --rm` of the same code
 //   one-shot   backend.execute()                       vs  raw `docker run --rm`
 //   session    POST /v1/sessions/{id}/execute (HTTP)   vs  raw `docker exec` in a running container
+//   session    POST /v1/sessions/{id}/execute `pass`   vs  raw `docker exec` of `true` in the session's container
+//   session    POST /v1/sessions/{id}/bash `true`      vs  the same raw `docker exec` of `true`
+//              (issue 9: a session call rides the resident agent's open channel, no exec per
+//              call; target: at most 0.25x the raw exec)
 //   session    POST + DELETE /v1/sessions (HTTP)       vs  raw container create+start+remove
 //   listing    GET /v1/sessions with BENCH_LIST_SESSIONS (default 100) live sessions
 //                                                      vs  raw label-filtered container list
@@ -117,12 +121,24 @@ async function main() {
     await e.inspect();
   };
   const session = await post("/v1/sessions", {});
+  // `docker exec true` in the session's own container: the floor of any exec-per-call design.
+  const sessionContainer = docker.getContainer(session.session_id);
+  const rawExecTrue = async () => {
+    const e = await sessionContainer.exec({ Cmd: ["true"], AttachStdout: true, AttachStderr: true });
+    const s = await e.start({ hijack: true, stdin: false });
+    await new Promise((resolve) => {
+      drain(s);
+      s.on("end", resolve);
+    });
+    await e.inspect();
+  };
 
   const rows = [];
   try {
     const rawRun = await measure("raw docker run --rm", rawDockerRun);
     const rawEx = await measure("raw docker exec", rawExec);
     const rawLife = await measure("raw container create+start+remove", rawContainerLifecycle);
+    const rawTrue = await measure("raw docker exec `true` (session container)", rawExecTrue);
     const pairs = [
       [await measure("API POST /v1/execute", () => post("/v1/execute", { code: CODE })), rawRun],
       [
@@ -142,6 +158,18 @@ async function main() {
           post(`/v1/sessions/${session.session_id}/execute`, { code: CODE }),
         ),
         rawEx,
+      ],
+      [
+        await measure("API session execute `pass`", () =>
+          post(`/v1/sessions/${session.session_id}/execute`, { code: "pass" }),
+        ),
+        rawTrue,
+      ],
+      [
+        await measure("API session bash `true`", () =>
+          post(`/v1/sessions/${session.session_id}/bash`, { cmd: "true" }),
+        ),
+        rawTrue,
       ],
       [
         await measure("API POST+DELETE /v1/sessions", async () => {

@@ -80,7 +80,19 @@ export const producedFileResponse = z.object({
   file_id: z.string().nullable().optional().describe("The stored copy (GET /v1/files/{file_id})"),
 });
 
+export const stateResetResponse = z
+  .object({ reason: z.string().describe("Why the Python state was cleared") })
+  .describe("The session's Python state (variables, imports, functions) was cleared");
+
 const execFields = {
+  state_reset: stateResetResponse
+    .nullable()
+    .optional()
+    .describe(
+      "Sessions only (absent on /v1/execute): null when the Python state carried over from the previous " +
+        "call; an object when it was cleared before or during this call: `reset: true` was asked for, a " +
+        "cell ignored its interrupt at the timeout and was killed, or the session's agent had been killed",
+    ),
   exit_code: z.number().int().nullable().describe("null when the program was killed (timeout or abort)"),
   timed_out: z.boolean(),
   duration_ms: z.number().int().min(0),

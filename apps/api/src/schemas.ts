@@ -52,6 +52,14 @@ export function schemas(config: Config) {
     sessionExecute: z.object(
       {
         ...exec,
+        reset: z
+          .boolean(typed("a boolean"))
+          .nullish()
+          .meta({
+            description:
+              "true: clear the session's Python state (a fresh interpreter) before running the code; " +
+              "the result then carries state_reset",
+          }),
         files: z
           .unknown()
           .refine((v) => v === undefined || v === null, {

@@ -39,7 +39,14 @@ export function execJson(r: ExecResult): ExecJson {
     timed_out: r.timedOut,
     duration_ms: r.durationMs,
     files: producedFilesJson(r),
+    ...stateResetJson(r),
   };
+}
+
+/** `state_reset` on session results (null: the state carried over); absent on one-shot ones. */
+function stateResetJson(r: ExecResult): { state_reset?: { reason: string } | null } {
+  if (r.stateReset === undefined) return {};
+  return { state_reset: r.stateReset === null ? null : { reason: r.stateReset.reason } };
 }
 
 /** The SSE `result` event: the final status without the output already streamed. */
@@ -49,6 +56,7 @@ export function streamResultJson(r: ExecResult): StreamResultJson {
     timed_out: r.timedOut,
     duration_ms: r.durationMs,
     files: producedFilesJson(r),
+    ...stateResetJson(r),
   };
 }
 

@@ -185,6 +185,10 @@ describe("/mcp", () => {
         code: "open('a.txt').read().upper()",
       });
       expect(py.json()).toMatchObject({ stdout: "'HI\\n'\n", exit_code: 0 });
+      // Two calls share the session's Python state (issue 9).
+      await call(client, "execute_in_session", { session_id: sessionId, code: "x = 41" });
+      const shared = await call(client, "execute_in_session", { session_id: sessionId, code: "x + 1" });
+      expect(shared.json()).toMatchObject({ stdout: "42\n", exit_code: 0, state_reset: null });
 
       const w = await call(client, "write_session_file", {
         session_id: sessionId,

@@ -91,6 +91,9 @@ def test_session_handle(client: CodeInterpreter, cleanup: List[Session]) -> None
     assert s.bash("od -An -tu1 in/blob.bin | tr -s ' '").stdout == " 0 1 2 255\n"
     assert s.bash("exit 3").exit_code == 3
     assert s.run("import os\nsorted(os.listdir('in'))").stdout == "['blob.bin']\n"
+    # A session remembers: variables and imports persist between runs (issue 9).
+    s.run("x = 5")
+    assert s.run("print(x + len(os.listdir('in')))").stdout == "6\n"
 
     assert s.files.write("notes/a b.txt", "hello ✓").size_bytes == len("hello ✓".encode())
     assert s.files.read_text("notes/a b.txt") == "hello ✓"

@@ -41,9 +41,41 @@ afterAll(async () => {
   await cleanup();
 });
 
+describe("the session layer over the agent", () => {
+  it("20 session calls after the first make no engine request at all", async () => {
+    const layered = makeBackend({ docker: counted });
+    try {
+      const s = await layered.createSession(sessionReq());
+      track(s.id);
+      await layered.execInSession(s.id, py("n = 0"));
+      await layered.writeSessionFile(s.id, "seen.txt", {
+        size: 2,
+        content: Readable.from([Buffer.from("ok")]),
+      });
+      const before = engineRequests;
+      for (let i = 0; i < 10; i++)
+        expect((await layered.execInSession(s.id, py("n += 1\nn"))).stdout).toBe(`${i + 1}\n`);
+      for (let i = 0; i < 5; i++)
+        expect((await layered.execInSession(s.id, { ...py("cat seen.txt"), language: "bash" })).stdout).toBe(
+          "ok",
+        );
+      for (let i = 0; i < 3; i++) await layered.listSessionFiles(s.id);
+      for (let i = 0; i < 2; i++) {
+        const f = await layered.readSessionFile(s.id, "seen.txt");
+        f.content.resume();
+        await new Promise((r) => f.content.on("end", r));
+      }
+      expect(engineRequests - before).toBe(0);
+    } finally {
+      await layered.close();
+    }
+  });
+});
+
 describe("AgentChannel on a Docker session", () => {
   it("keeps Python state between calls", async () => {
-    expect((await ch.hello()).fresh).toBe(true);
+    // The session's agent was started when the session was created.
+    expect((await ch.hello()).fresh).toBe(false);
     await ch.run(py("x = 5"));
     const r = await ch.run(py("print(x)"));
     expect(r).toMatchObject({ stdout: "5\n", exitCode: 0, timedOut: false });

@@ -135,6 +135,9 @@ describe("sessions", () => {
 
     const run = await s.run("import os\nsorted(os.listdir('in'))");
     expect(run).toMatchObject({ stdout: "['blob.bin']\n", exitCode: 0 });
+    // A session remembers: variables and imports persist between runs (issue 9).
+    await s.run("x = 5");
+    expect((await s.run("print(x + len(os.listdir('in')))")).stdout).toBe("6\n");
 
     const written = await s.files.write("notes/a b.txt", "hello ✓");
     expect(written).toMatchObject({ path: "notes/a b.txt", sizeBytes: Buffer.byteLength("hello ✓") });

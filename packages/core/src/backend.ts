@@ -39,6 +39,11 @@ export interface ExecRequest {
   signal?: AbortSignal;
   /** When given, files created or changed under /workspace are passed to it. */
   collectFiles?: FileCollector;
+  /**
+   * Sessions only: clear the session's Python state (a fresh interpreter) before running.
+   * The result then carries `stateReset: { reason: "reset requested" }`.
+   */
+  resetState?: boolean;
 }
 
 export interface OneShotRequest extends ExecRequest {
@@ -60,6 +65,17 @@ export interface ExecResult {
   timedOut: boolean;
   durationMs: number;
   files: ProducedFile[];
+  /**
+   * Sessions only: set when the session's Python state was lost before or during this call
+   * (a reset was asked for, a cell ignored its interrupt and was killed, or the session's
+   * agent was killed and restarted). Absent or null: the state carried over.
+   */
+  stateReset?: StateReset | null;
+}
+
+/** Why a session's Python state was cleared. */
+export interface StateReset {
+  reason: string;
 }
 
 export type SessionStatus = "pending" | "running" | "stopped";

@@ -37,6 +37,7 @@ export {
   type SessionInfo,
   type SessionStatus,
   type StagedFile,
+  type StateReset,
   type WorkspaceEntry,
 } from "./backend.js";
 export { SESSION_NAME_PREFIX, isSessionId } from "./naming.js";

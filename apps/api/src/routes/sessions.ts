@@ -120,6 +120,7 @@ export function sessionsRouter(deps: Deps, json: RequestHandler): Router {
       maxOutputBytes: config.maxOutputBytes,
       signal,
       collectFiles: storeCollector(files, contextOf(req).owner),
+      resetState: body.reset === true,
     };
   }
 

@@ -1062,6 +1062,131 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
       });
     });
 
+    describe("issue 9: a session is an interpreter that remembers (the resident agent)", () => {
+      const run = (id: string, code: string, more: Record<string, unknown> = {}) =>
+        api(`/v1/sessions/${id}/execute`, { json: { code, ...more } });
+
+      it("variables, functions, imports and a large object persist across calls; reset clears them", async () => {
+        const id = await createSession();
+        const first = await run(id, "x = 5");
+        expect(first.body).toMatchObject({ exit_code: 0, state_reset: null });
+        expect((await run(id, "print(x)")).body).toMatchObject({ stdout: "5\n", exit_code: 0 });
+        await run(id, "def twice(v):\n    return 2 * v");
+        await run(id, "import json");
+        expect((await run(id, "print(twice(21))")).body).toMatchObject({ stdout: "42\n", exit_code: 0 });
+        expect((await run(id, "print(json.dumps({'a': x}))")).body).toMatchObject({
+          stdout: '{"a": 5}\n',
+        });
+        // The e2e containers have MEMORY_LIMIT_MB=128 (the agent and the kernel included): 64 MB.
+        expect((await run(id, "blob = bytearray(64 * 1024 * 1024)")).body).toMatchObject({ exit_code: 0 });
+        for (let i = 0; i < 9; i++) expect((await run(id, `y = ${i}`)).body).toMatchObject({ exit_code: 0 });
+        expect((await run(id, "len(blob)")).body).toMatchObject({ stdout: `${64 * 1024 * 1024}\n` });
+        // Bash shares the workspace, not the Python state; it does not disturb it.
+        expect((await api(`/v1/sessions/${id}/bash`, { json: { cmd: "echo $x" } })).body).toMatchObject({
+          stdout: "\n",
+          exit_code: 0,
+        });
+        const reset = await run(id, "print('blob' in globals(), 'x' in globals())", { reset: true });
+        expect(reset.body).toMatchObject({ stdout: "False False\n", exit_code: 0 });
+        expect(reset.body.state_reset).toEqual({ reason: expect.any(String) });
+        expect((await run(id, "print('after')")).body).toMatchObject({
+          stdout: "after\n",
+          state_reset: null,
+        });
+        expectError(await run(id, "1", { reset: "yes" }), [422]);
+        await deleteSession(id);
+      });
+
+      it("a timeout interrupts the cell and keeps the state", { retry: TIMING_RETRY }, async () => {
+        const id = await createSession();
+        await run(id, "x = 1");
+        const res = await run(id, "while True:\n    pass", { timeout_ms: 1000 });
+        expect(res.body).toMatchObject({ timed_out: true, exit_code: null, state_reset: null });
+        expect(res.ms).toBeLessThan(2500);
+        expect((await run(id, "print(x)")).body).toMatchObject({ stdout: "1\n", state_reset: null });
+        await deleteSession(id);
+      });
+
+      it("a cell that ignores the interrupt is killed: the response says the state was reset", async () => {
+        const id = await createSession();
+        await run(id, "x = 1");
+        const res = await run(
+          id,
+          "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+          { timeout_ms: 1000 },
+        );
+        expect(res.body).toMatchObject({ timed_out: true, exit_code: null });
+        expect(res.body.state_reset).toEqual({ reason: expect.stringMatching(/restarted|interrupt/) });
+        expect(res.ms).toBeLessThan(10_000);
+        const next = await run(id, "print('x' in globals())");
+        expect(next.body).toMatchObject({ stdout: "False\n", exit_code: 0, state_reset: null });
+        await deleteSession(id);
+      });
+
+      it("a client that leaves /bash/stream gets every process of the call killed, env -i children too", async () => {
+        const id = await createSession();
+        const abort = new AbortController();
+        const res = await fetch(`${env.baseUrl}/v1/sessions/${id}/bash/stream`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            cmd: "env -i /bin/sleep 301 & setsid env -i /bin/sleep 302 & echo started; wait",
+            timeout_ms: 30_000,
+          }),
+          signal: abort.signal,
+        });
+        expect(res.status).toBe(200);
+        const reader = res.body!.getReader();
+        let seen = "";
+        while (!seen.includes("started")) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          seen += new TextDecoder().decode(value);
+        }
+        expect(seen).toContain("started");
+        const sleepers = async () => {
+          const ps = await env.inspect.exec(id, [
+            "python3",
+            "-c",
+            "import os\nn = 0\nfor p in os.listdir('/proc'):\n    try:\n        c = open('/proc/%s/cmdline' % p, 'rb').read()\n    except Exception:\n        continue\n    n += c.startswith(b'/bin/sleep\\x0030')\nprint(n)",
+          ]);
+          return Number(ps.stdout.toString().trim());
+        };
+        expect(await sleepers()).toBe(2);
+        abort.abort();
+        await waitFor("the call's processes to be killed", async () => (await sleepers()) === 0, 10_000);
+        // The session still answers.
+        expect((await api(`/v1/sessions/${id}/bash`, { json: { cmd: "echo ok" } })).body).toMatchObject({
+          stdout: "ok\n",
+        });
+        await deleteSession(id);
+      });
+
+      it("code that kills the agent: a clear answer, then a fresh agent that says the state was lost", async () => {
+        const id = await createSession();
+        await run(id, "x = 1");
+        const killed = await run(id, "import os\nos.kill(os.getppid(), 9)", { timeout_ms: 5000 });
+        expect(killed.ms).toBeLessThan(15_000);
+        if (killed.status !== 200) expectError(killed, [500, 502, 503]);
+        const next = await run(id, "print('x' in globals())");
+        expect(next.status, next.text).toBe(200);
+        expect(next.body).toMatchObject({ stdout: "False\n", exit_code: 0 });
+        expect(next.body.state_reset).toEqual({ reason: expect.any(String) });
+
+        // kill -9 -1 from bash: every process of the code's uid, the agent included.
+        await run(id, "y = 2");
+        const all = await api(`/v1/sessions/${id}/bash`, { json: { cmd: "kill -9 -1", timeout_ms: 5000 } });
+        expect(all.ms).toBeLessThan(15_000);
+        if (all.status !== 200) expectError(all, [500, 502, 503]);
+        const after = await run(id, "print('y' in globals())");
+        expect(after.status, after.text).toBe(200);
+        expect(after.body).toMatchObject({ stdout: "False\n", exit_code: 0 });
+        expect(after.body.state_reset).toEqual({ reason: expect.any(String) });
+        expect(await env.inspect.isRunning(id)).toBe(true);
+        await deleteSession(id);
+      });
+    });
+
     it("every answer above matched the server's OpenAPI document (status, JSON schema)", () => {
       expect(contract?.checked ?? 0).toBeGreaterThan(50);
     });

@@ -1,7 +1,7 @@
 /**
  * Issue 4: the API as a real child process (`node apps/api/dist/main.js`) on the real engine.
  * SIGKILL loses nothing: a new process on the same config lists and uses every live session
- * (staged files intact) and reaps what expired while no API ran. SIGTERM drains in-flight
+ * (staged files intact, Python variables still set) and reaps what expired while no API ran. SIGTERM drains in-flight
  * requests, refuses new connections, exits 0 within the shutdown timeout (cutting what runs
  * longer) and keeps sessions. Everything left is removed by owner label afterwards.
  */
@@ -174,6 +174,13 @@ describe("API restarts (child processes)", { timeout: 180_000 }, () => {
     // Expires while no API runs, and has no keeper to end it: only the next process can.
     keeperless = await seedKeeperlessSession({ owner: api.owner, ttlSeconds: 4 });
     expect((await api.bash(live[0]!.session.session_id, "echo up")).body).toMatchObject({ stdout: "up\n" });
+    // Python state lives in each session's resident agent, not in the API process (issue 9).
+    for (const [i, l] of live.entries()) {
+      const set = await api.call("POST", `/v1/sessions/${l.session.session_id}/execute`, {
+        code: `import hashlib\nsecret = ${i} * 7\ndef shout(s):\n    return s.upper()`,
+      });
+      expect(set.body).toMatchObject({ exit_code: 0, state_reset: null });
+    }
 
     a.child.kill("SIGKILL");
     expect(await a.exited).toEqual({ code: null, signal: "SIGKILL" });
@@ -209,6 +216,11 @@ describe("API restarts (child processes)", { timeout: 180_000 }, () => {
       const file = await api.raw(`/v1/sessions/${id}/files/${l.path}`);
       expect(file.status).toBe(200);
       expect(file.bytes.equals(l.bytes)).toBe(true);
+      // The new process opens its own channel to the same agent: the variables are still there.
+      const state = await api.call("POST", `/v1/sessions/${id}/execute`, {
+        code: "print(secret, shout('ok'), hashlib.sha1(b'').hexdigest()[:4])",
+      });
+      expect(state.body).toMatchObject({ exit_code: 0, stdout: `${i * 7} OK da39\n`, state_reset: null });
     }
 
     // Reaped by this process (its first passes), or already ended by their keepers.

@@ -12,6 +12,7 @@ import type {
   ProducedFile,
   SessionFile,
   StagedFile,
+  StateReset,
   WorkspaceEntry,
 } from "../backend.js";
 import {
@@ -48,7 +49,11 @@ export interface AgentChannelOptions {
   command?: string[];
   /** How long opening a channel may take, the agent's start included (default 20 s). */
   openTimeoutMs?: number;
-  /** Added to a run's timeout for its answer: interrupt grace, drain, file collection (default 20 s). */
+  /**
+   * Added to a run's timeout for its answer: the agent's 2 s interrupt grace and the drain
+   * (file collection extends it while it progresses). Past it the run ends as timed out
+   * (default 6 s).
+   */
   runMarginMs?: number;
   /** Deadline of list/ping/reset, and of a read/write/stage without progress (default 30 s). */
   opTimeoutMs?: number;
@@ -62,9 +67,7 @@ export interface AgentHello {
   fresh: boolean;
 }
 
-export interface StateReset {
-  reason: string;
-}
+export type { StateReset };
 
 export type AgentExecResult = ExecResult & { stateReset?: StateReset };
 
@@ -295,7 +298,7 @@ export class AgentChannel {
     this.command = opts.command ?? agentRelayCommand(this.program);
     this.maxFiles = opts.maxFiles ?? MAX_COLLECTED_FILES;
     this.openTimeoutMs = opts.openTimeoutMs ?? 20_000;
-    this.runMarginMs = opts.runMarginMs ?? 20_000;
+    this.runMarginMs = opts.runMarginMs ?? 6_000;
     this.opTimeoutMs = opts.opTimeoutMs ?? 30_000;
   }
 
@@ -381,6 +384,11 @@ export class AgentChannel {
       this.inFlight--;
       this.lastActivity = Date.now();
     };
+  }
+
+  /** An exec to the agent is open now (a call would make no platform request). */
+  get open(): boolean {
+    return this.conn !== null && !this.conn.closed;
   }
 
   /** Requests in flight, streamed read contents included. */
@@ -602,6 +610,26 @@ export class AgentChannel {
             cleanup();
             tar?.destroy();
             settle(e);
+          },
+          onDeadline: () => {
+            // The agent (or the platform stream under it) stopped answering: the call ends as
+            // a timeout with what arrived, and the channel is closed (the next call reopens it;
+            // the agent, which ends the cell at its own deadline, keeps the state).
+            if (answered) return false;
+            answered = true;
+            cleanup();
+            tar?.destroy();
+            const note = `[code-interpreter] the session agent did not answer in time; the run was abandoned`;
+            settle(null, {
+              stdout: out.text(),
+              stderr: err.text() + (err.text() ? "\n" : "") + note,
+              exitCode: null,
+              timedOut: true,
+              durationMs: Date.now() - started,
+              files: [],
+            });
+            conn.close(new AgentChannelError("the session agent stopped answering"));
+            return true;
           },
         };
         const body = Buffer.from(JSON.stringify(args), "utf8");

@@ -22,14 +22,16 @@ import type {
 } from "../backend.js";
 import { silentLogger } from "../backend.js";
 import {
+  BackendError,
   BackendUnavailableError,
   SessionExhaustedError,
   SessionNotFoundError,
   isCodeInterpreterError,
   type CodeInterpreterError,
 } from "../errors.js";
-import { listWorkspace, readWorkspaceFile, runCode, stageFiles } from "../exec-runner.js";
-import { keepaliveExpiry, newLifetime } from "../lifetime.js";
+import { AgentChannelError, type AgentChannel } from "../agent/channel.js";
+import { AgentChannels } from "../agent/channels.js";
+import { isExpired, keepaliveExpiry, newLifetime } from "../lifetime.js";
 import { isSessionId, newSessionId } from "../naming.js";
 import { assertSafeWorkspacePath } from "../paths.js";
 import { inScope, lifetimeOf, sessionFromTags, sessionTags, type SessionState } from "../session.js";
@@ -38,7 +40,7 @@ import { exhaustionError } from "./exhaustion.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import type { PlatformResource, SessionPlatform } from "./platform.js";
 import { reapResources } from "./reaper.js";
-import { SessionStore } from "./session-store.js";
+import { SessionStore, type Loaded } from "./session-store.js";
 import { validateCreateRequest, validateFileWrite, validateKeepaliveTtl } from "./validation.js";
 
 export interface SessionBackendOptions {
@@ -59,6 +61,11 @@ export interface SessionBackendOptions {
    * (reaped as "stopped"). @default 120000
    */
   pendingGraceMs?: number;
+  /**
+   * A session's channel to its resident agent is closed after this long without a call (the
+   * agent and its state stay; the next call opens a new channel). @default 600000
+   */
+  agentChannelIdleMs?: number;
 }
 
 const ALL: BackendCapabilities = {
@@ -80,8 +87,16 @@ export class SessionBackend implements Backend {
   private readonly cpuSeconds: number;
   private readonly concurrency: number;
   private readonly pendingGraceMs: number;
-  /** Serialises the calls that run something in a session (exec, file writes). */
+  /**
+   * Serialises the Python cells of one session in this API process: a second concurrent cell
+   * waits for the first (the agent itself answers 409 to a second cell arriving from another
+   * API process). Bash and file operations run concurrently: the agent handles them.
+   */
   private readonly calls = new KeyedMutex();
+  /** One channel per session to its resident agent (opened on first use). */
+  private readonly channels: AgentChannels;
+  /** The resource each channel was opened for (its transport). */
+  private readonly resources = new Map<string, PlatformResource>();
   private readonly store: SessionStore;
   private closing: Promise<void> | null = null;
 
@@ -99,6 +114,46 @@ export class SessionBackend implements Backend {
     this.concurrency = Math.max(1, opts.concurrency ?? 8);
     this.pendingGraceMs = opts.pendingGraceMs ?? 120_000;
     this.store = new SessionStore(platform, this.logger, this.now, this.concurrency);
+    this.channels = new AgentChannels(
+      (id) => {
+        const r = this.resources.get(id);
+        if (!r) throw new SessionNotFoundError(id);
+        return this.platform.transport(r);
+      },
+      {
+        maxFileBytes: this.maxFileBytes,
+        cpuSeconds: this.cpuSeconds,
+        idleMs: opts.agentChannelIdleMs ?? 600_000,
+      },
+    );
+  }
+
+  /** The session's agent channel (a new one when the resource changed, e.g. recreated). */
+  private channel(r: PlatformResource): AgentChannel {
+    const known = this.resources.get(r.name);
+    if (known && known.handle !== r.handle) this.channels.close(r.name);
+    this.resources.set(r.name, r);
+    return this.channels.get(r.name);
+  }
+
+  /**
+   * The checks of a session call. While this process's channel to the session's agent is
+   * open, the resource this process found when it opened it is used (its tags cannot change;
+   * a removed or stopped session breaks the channel, and the next call looks it up again):
+   * the hot path makes no platform request. Otherwise, the store's lookup.
+   */
+  private async loadForCall(id: string, scope: Scope | undefined): Promise<Loaded> {
+    const r = this.resources.get(id);
+    if (r && this.channels.get(id).open) {
+      const info = this.store.view(r);
+      if (info && inScope(info, scope) && !isExpired(lifetimeOf(info), this.now())) return { r, info };
+    }
+    return this.store.load(id, scope, false);
+  }
+
+  private forgetChannel(id: string): void {
+    this.channels.close(id);
+    this.resources.delete(id);
   }
 
   async ping(): Promise<void> {
@@ -141,8 +196,12 @@ export class SessionBackend implements Backend {
       throw this.platform.mapError(err, "creating the session");
     }
     try {
-      await stageFiles(this.platform.transport(r), req.files, { maxFileBytes: this.maxFileBytes });
+      // Starts the session's resident agent (and puts the files in through it).
+      const ch = this.channel(r);
+      if (req.files.length > 0) await ch.stage(req.files, this.maxFileBytes);
+      else await ch.hello();
     } catch (err) {
+      this.forgetChannel(id);
       await this.platform
         .remove(r)
         .catch((e: unknown) =>
@@ -185,6 +244,7 @@ export class SessionBackend implements Backend {
       throw this.platform.mapError(err, "deleting the session", id);
     }
     this.store.cache.forget(id);
+    this.forgetChannel(id);
     if (outcome === "gone" || !live) throw new SessionNotFoundError(id);
     this.logger.info({ sessionId: id }, "session deleted");
   }
@@ -211,23 +271,25 @@ export class SessionBackend implements Backend {
   async execInSession(id: string, req: ExecRequest, scope?: Scope): Promise<ExecResult> {
     this.assertOpen();
     if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
-    return this.calls.run(id, async () => {
-      const s = await this.store.load(id, scope, false);
+    const go = async (): Promise<ExecResult> => {
+      const s = await this.loadForCall(id, scope);
       try {
-        const result = await runCode(this.platform.transport(s.r), req, {
-          cpuSeconds: this.cpuSeconds,
-          maxFileBytes: this.maxFileBytes,
-          onStarted: () => this.store.touch(s),
-        });
+        const ch = this.channel(s.r);
+        this.store.touch(s);
+        const { resetState, ...run } = req;
+        const reset = resetState ? await ch.reset() : null;
+        const result = await ch.run(run);
         // The program never ran (no exit status, no timeout): was there no process slot for it?
-        const neverRan = result.exitCode === null && !result.timedOut;
+        const neverRan = result.exitCode === null && !result.timedOut && !result.stateReset;
         const exhausted = exhaustionError(id, result) ?? (neverRan ? await this.probe(s.r, id) : null);
         if (exhausted) throw exhausted;
-        return result;
+        return { ...result, stateReset: result.stateReset ?? reset ?? null };
       } catch (err) {
         throw await this.fail(err, s.r, id, "running code in the session");
       }
-    });
+    };
+    // Python cells of one session run one after another; bash commands run side by side.
+    return req.language === "python" || req.resetState ? this.calls.run(id, go) : go();
   }
 
   async writeSessionFile(
@@ -239,28 +301,22 @@ export class SessionBackend implements Backend {
     this.assertOpen();
     validateFileWrite(path, file.size, this.maxFileBytes);
     if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
-    return this.calls.run(id, async () => {
-      const s = await this.store.load(id, scope, false);
-      try {
-        this.store.touch(s);
-        const open = () => Promise.resolve(file.content);
-        await stageFiles(this.platform.transport(s.r), [{ path, size: file.size, open }], {
-          maxFileBytes: this.maxFileBytes,
-        });
-      } catch (err) {
-        throw await this.fail(err, s.r, id, "writing the file");
-      }
-      return { path, kind: "file" as const, sizeBytes: file.size };
-    });
+    const s = await this.loadForCall(id, scope);
+    try {
+      this.store.touch(s);
+      return await this.channel(s.r).write(path, file, this.maxFileBytes);
+    } catch (err) {
+      throw await this.fail(err, s.r, id, "writing the file");
+    }
   }
 
   async readSessionFile(id: string, path: string, scope?: Scope): Promise<SessionFile> {
     this.assertOpen();
     assertSafeWorkspacePath(path);
-    const s = await this.store.load(id, scope, false);
+    const s = await this.loadForCall(id, scope);
     try {
       this.store.touch(s);
-      return await readWorkspaceFile(this.platform.transport(s.r), path, { maxBytes: this.maxFileBytes });
+      return await this.channel(s.r).read(path, this.maxFileBytes);
     } catch (err) {
       throw await this.fail(err, s.r, id, "reading the file");
     }
@@ -268,10 +324,10 @@ export class SessionBackend implements Backend {
 
   async listSessionFiles(id: string, scope?: Scope): Promise<WorkspaceEntry[]> {
     this.assertOpen();
-    const s = await this.store.load(id, scope, false);
+    const s = await this.loadForCall(id, scope);
     try {
       this.store.touch(s);
-      return await listWorkspace(this.platform.transport(s.r));
+      return await this.channel(s.r).list();
     } catch (err) {
       throw await this.fail(err, s.r, id, "listing the workspace");
     }
@@ -291,12 +347,17 @@ export class SessionBackend implements Backend {
       },
       now,
     );
-    for (const r of report.reaped) this.store.cache.forget(r.id);
+    for (const r of report.reaped) {
+      this.store.cache.forget(r.id);
+      this.forgetChannel(r.id);
+    }
     return report;
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.channels.closeAll();
+      this.resources.clear();
       await this.store.close();
       await this.platform.close();
     })();
@@ -320,6 +381,17 @@ export class SessionBackend implements Backend {
     if (isCodeInterpreterError(err) && err.status < 500) return err;
     const probed = await this.probe(r, id);
     if (probed) return probed;
+    if (err instanceof AgentChannelError) {
+      // Gone with its container? Then the session is gone.
+      const still = await this.platform.find(id).catch(() => r);
+      if (!still || still.phase !== "running") return new SessionNotFoundError(id);
+      return new BackendError(
+        `${what}: the session's agent was lost (${err.message}). The code may have killed it or used up ` +
+          `the session's memory or processes; its Python state is gone. The next call starts a fresh ` +
+          `agent and its result says so (state_reset).`,
+        { cause: err },
+      );
+    }
     if (isCodeInterpreterError(err)) return err;
     return this.platform.mapError(err, what, id);
   }

@@ -35,17 +35,56 @@ const rejection = <T>(p: Promise<T>) =>
   );
 
 export function describeSessionLayerRows(ctx: LayerRowsContext): void {
-  it("serialises two concurrent calls on one session", async () => {
+  it("serialises two concurrent Python cells on one session; bash runs beside them", async () => {
     const b = ctx.backend();
     const s = await ctx.create();
-    const step = (tag: string) => sh(`echo ${tag}-start >> order.log; sleep 1; echo ${tag}-end >> order.log`);
+    const cell = (tag: string): ExecRequest => ({
+      language: "python",
+      code: `import time\nopen("order.log", "a").write("${tag}-start\\n")\ntime.sleep(1)\nopen("order.log", "a").write("${tag}-end\\n")`,
+      timeoutMs: 20_000,
+      maxOutputBytes: 10_000,
+    });
     const write = b.writeSessionFile(s.id, "w.txt", { size: 1, content: Readable.from([Buffer.from("w")]) });
-    await Promise.all([b.execInSession(s.id, step("a")), b.execInSession(s.id, step("b")), write]);
+    const started = Date.now();
+    const [, , bash] = await Promise.all([
+      b.execInSession(s.id, cell("a")),
+      b.execInSession(s.id, cell("b")),
+      b.execInSession(s.id, sh("sleep 1; echo side")),
+      write,
+    ]);
+    expect(bash.stdout).toBe("side\n");
     const log = (await b.execInSession(s.id, sh("cat order.log"))).stdout.trim().split("\n");
     expect([
       ["a-start", "a-end", "b-start", "b-end"],
       ["b-start", "b-end", "a-start", "a-end"],
     ]).toContainEqual(log);
+    // The bash command did not wait for the two cells: it ran beside them.
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect((await b.execInSession(s.id, sh("cat w.txt"))).stdout).toBe("w");
+  });
+
+  it("keeps Python state across calls (issue 9); a timeout keeps it; resetState clears it", async () => {
+    const b = ctx.backend();
+    const s = await ctx.create();
+    const py = (code: string, more: Partial<ExecRequest> = {}): ExecRequest => ({
+      language: "python",
+      code,
+      timeoutMs: 20_000,
+      maxOutputBytes: 10_000,
+      ...more,
+    });
+    expect(await b.execInSession(s.id, py("x = 5\ndef f(v):\n    return v + x"))).toMatchObject({
+      exitCode: 0,
+      stateReset: null,
+    });
+    expect((await b.execInSession(s.id, py("print(f(1))"))).stdout).toBe("6\n");
+    const slow = await b.execInSession(s.id, py("while True:\n    pass", { timeoutMs: 1000 }));
+    expect(slow).toMatchObject({ timedOut: true, exitCode: null, stateReset: null });
+    expect((await b.execInSession(s.id, py("print(x)"))).stdout).toBe("5\n");
+    const reset = await b.execInSession(s.id, py("print('x' in globals())", { resetState: true }));
+    expect(reset.stdout).toBe("False\n");
+    expect(reset.stateReset).toEqual({ reason: expect.any(String) });
+    expect((await b.execInSession(s.id, py("print(1)"))).stateReset).toBeNull();
   });
 
   it("validates with one set of messages", async () => {
