@@ -17,6 +17,7 @@ import type {
   SessionFile,
 } from "./backend.js";
 import { BackendError, ConflictError, NotFoundError, PayloadTooLargeError } from "./errors.js";
+import { LengthPrefixedReader } from "./frame-reader.js";
 import {
   KILL_DRAIN_MS,
   RUNNER_BACKSTOP_MS,
@@ -310,22 +311,18 @@ export interface FrameLimits {
  * known, and the exit record comes exactly once, last. The first breach is final: `violation`
  * says what, and nothing more is parsed.
  */
-export class FrameParser {
-  private readonly head = Buffer.alloc(FRAME_HEADER_BYTES);
-  private headLen = 0;
+export class FrameParser extends LengthPrefixedReader {
   private kind = 0;
-  private need = 0;
-  private parts: Buffer[] = [];
-  private got = 0;
   private total = 0;
   private exitSeen = false;
-  violation: string | null = null;
 
   constructor(
     private readonly onFrame: (kind: number, payload: Buffer) => void,
     private readonly limits: FrameLimits,
-    private readonly onViolation: (reason: string) => void = () => undefined,
-  ) {}
+    onViolation: (reason: string) => void = () => undefined,
+  ) {
+    super(FRAME_HEADER_BYTES, onViolation);
+  }
 
   push(chunk: Buffer): void {
     if (this.violation !== null || chunk.length === 0) return;
@@ -334,55 +331,23 @@ export class FrameParser {
       this.fail(`the stream is longer than ${this.limits.maxTotalBytes} bytes`);
       return;
     }
-    let off = 0;
-    while (off < chunk.length && this.violation === null) {
-      if (this.exitSeen) {
-        this.fail("data after the exit record");
-        return;
-      }
-      if (this.headLen < FRAME_HEADER_BYTES) {
-        const n = Math.min(FRAME_HEADER_BYTES - this.headLen, chunk.length - off);
-        chunk.copy(this.head, this.headLen, off, off + n);
-        this.headLen += n;
-        off += n;
-        if (this.headLen < FRAME_HEADER_BYTES) return;
-        this.kind = this.head[0] as number;
-        this.need = this.head.readUInt32BE(1);
-        this.parts = [];
-        this.got = 0;
-        if (!FRAME_KINDS.has(this.kind)) {
-          this.fail(`unknown frame kind 0x${this.kind.toString(16)}`);
-          return;
-        }
-        const max = this.kind === FRAME_EXIT ? MAX_EXIT_RECORD_BYTES : this.limits.maxFrameBytes;
-        if (this.need > max) {
-          this.fail(`a frame of ${this.need} bytes (at most ${max})`);
-          return;
-        }
-        if (this.need === 0) this.emit(Buffer.alloc(0));
-        continue;
-      }
-      const n = Math.min(this.need - this.got, chunk.length - off);
-      this.parts.push(chunk.subarray(off, off + n));
-      this.got += n;
-      off += n;
-      if (this.got === this.need) {
-        this.emit(this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts, this.need));
-      }
-    }
+    this.feed(chunk);
   }
 
-  /** Breaks the stream from outside (e.g. the collected tar broke a rule). */
-  fail(reason: string): void {
-    if (this.violation !== null) return;
-    this.violation = reason;
-    this.parts = [];
-    this.onViolation(reason);
+  protected override beforeFrame(): string | null {
+    return this.exitSeen ? "data after the exit record" : null;
   }
 
-  private emit(payload: Buffer): void {
-    this.headLen = 0;
-    this.parts = [];
+  protected readHeader(head: Buffer): number | string {
+    this.kind = head[0] as number;
+    const need = head.readUInt32BE(1);
+    if (!FRAME_KINDS.has(this.kind)) return `unknown frame kind 0x${this.kind.toString(16)}`;
+    const max = this.kind === FRAME_EXIT ? MAX_EXIT_RECORD_BYTES : this.limits.maxFrameBytes;
+    if (need > max) return `a frame of ${need} bytes (at most ${max})`;
+    return need;
+  }
+
+  protected onPayload(payload: Buffer): void {
     if (this.kind === FRAME_EXIT) this.exitSeen = true;
     this.onFrame(this.kind, payload);
   }

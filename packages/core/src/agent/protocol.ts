@@ -3,6 +3,8 @@
  * directions: a 4-byte big-endian payload length, a kind byte, a 4-byte big-endian request
  * id, then the payload (at most AGENT_MAX_PAYLOAD bytes). See core's README for the kinds.
  */
+import { LengthPrefixedReader } from "../frame-reader.js";
+
 export const AGENT_MAX_PAYLOAD = 1 << 16;
 export const AGENT_HEADER_BYTES = 9;
 
@@ -53,62 +55,32 @@ export function encodeAgentFrame(kind: number, id: number, payload: Buffer = Buf
  * copied at most once; a frame holds at most AGENT_MAX_PAYLOAD bytes). Unknown kinds and
  * oversized frames are violations; the first one is final and nothing more is parsed.
  */
-export class AgentFrameParser {
-  private readonly head = Buffer.alloc(AGENT_HEADER_BYTES);
-  private headLen = 0;
+export class AgentFrameParser extends LengthPrefixedReader {
   private kind = 0;
   private id = 0;
-  private need = 0;
-  private parts: Buffer[] = [];
-  private got = 0;
-  violation: string | null = null;
 
   constructor(
     private readonly onFrame: (kind: number, id: number, payload: Buffer) => void,
-    private readonly onViolation: (reason: string) => void,
+    onViolation: (reason: string) => void,
     private readonly maxPayload: number = AGENT_MAX_PAYLOAD,
-  ) {}
+  ) {
+    super(AGENT_HEADER_BYTES, onViolation);
+  }
 
   push(chunk: Buffer): void {
-    let off = 0;
-    while (off < chunk.length && this.violation === null) {
-      if (this.headLen < AGENT_HEADER_BYTES) {
-        const n = Math.min(AGENT_HEADER_BYTES - this.headLen, chunk.length - off);
-        chunk.copy(this.head, this.headLen, off, off + n);
-        this.headLen += n;
-        off += n;
-        if (this.headLen < AGENT_HEADER_BYTES) return;
-        this.need = this.head.readUInt32BE(0);
-        this.kind = this.head.readUInt8(4);
-        this.id = this.head.readUInt32BE(5);
-        this.parts = [];
-        this.got = 0;
-        if (!REPLY_KINDS.has(this.kind)) return this.fail(`unknown frame kind 0x${this.kind.toString(16)}`);
-        if (this.need > this.maxPayload)
-          return this.fail(`a frame of ${this.need} bytes (at most ${this.maxPayload})`);
-        if (this.need === 0) this.emit(Buffer.alloc(0));
-        continue;
-      }
-      const n = Math.min(this.need - this.got, chunk.length - off);
-      this.parts.push(chunk.subarray(off, off + n));
-      this.got += n;
-      off += n;
-      if (this.got === this.need) {
-        this.emit(this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts, this.need));
-      }
-    }
+    this.feed(chunk);
   }
 
-  fail(reason: string): void {
-    if (this.violation !== null) return;
-    this.violation = reason;
-    this.parts = [];
-    this.onViolation(reason);
+  protected readHeader(head: Buffer): number | string {
+    const need = head.readUInt32BE(0);
+    this.kind = head.readUInt8(4);
+    this.id = head.readUInt32BE(5);
+    if (!REPLY_KINDS.has(this.kind)) return `unknown frame kind 0x${this.kind.toString(16)}`;
+    if (need > this.maxPayload) return `a frame of ${need} bytes (at most ${this.maxPayload})`;
+    return need;
   }
 
-  private emit(payload: Buffer): void {
-    this.headLen = 0;
-    this.parts = [];
+  protected onPayload(payload: Buffer): void {
     this.onFrame(this.kind, this.id, payload);
   }
 }
