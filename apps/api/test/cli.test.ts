@@ -1,5 +1,6 @@
 /** The code-interpreter-api binary: --help and --version print and exit 0 without listening. */
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -48,9 +49,13 @@ describe("code-interpreter-api binary", () => {
     });
   }
 
-  it("--version prints the package version", async () => {
+  it("--version prints the package version (the built dist reads package.json)", async () => {
     const { stdout } = await run(process.execPath, [MAIN, "--version"], { timeout: 10_000 });
-    expect(stdout).toBe(`${API_VERSION}\n`);
+    const pkg = JSON.parse(
+      readFileSync(join(dirname(fileURLToPath(import.meta.url)), "../package.json"), "utf8"),
+    ) as { version: string };
+    expect(stdout).toBe(`${pkg.version}\n`);
+    expect(API_VERSION).toBe(pkg.version);
   });
 
   it("an unknown option exits 2 with the usage on stderr", async () => {

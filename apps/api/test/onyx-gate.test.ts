@@ -1,8 +1,12 @@
 /**
  * The Onyx client's version gate, as restated in e2e/onyx-models.ts, and what our /health
- * reports to it. The gate passes for our server once the service is released as >= 0.4.0.
+ * reports to it. The gate passes for our server once the service is released as >= 0.4.0:
+ * the release plan of the pending changesets (what `changeset version` will write) is checked
+ * to get there, so the test holds both before and after the release is versioned.
  */
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import getReleasePlan from "@changesets/get-release-plan";
 import request from "supertest";
 import { describe, expect, it } from "vitest";
 import {
@@ -46,5 +50,15 @@ describe("the Onyx client's version gate", () => {
     expect(onyxVersionGte(health.version, ONYX_SESSIONS_MIN_VERSION)).toBe(
       onyxVersionGte(pkg.version, ONYX_SESSIONS_MIN_VERSION),
     );
+  });
+
+  it("the service as released (package.json plus the pending changesets) passes the gate", async () => {
+    const repo = fileURLToPath(new URL("../../..", import.meta.url));
+    const plan = await getReleasePlan(repo);
+    const api = plan.releases.find((r) => r.name === "@code-interpreter/api");
+    // No pending changeset for the API: the released version is package.json's.
+    const released = api?.newVersion ?? pkg.version;
+    expect(api === undefined || api.oldVersion === pkg.version).toBe(true);
+    expect(onyxVersionGte(released, ONYX_SESSIONS_MIN_VERSION), released).toBe(true);
   });
 });

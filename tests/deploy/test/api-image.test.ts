@@ -4,6 +4,8 @@
  * the engine's socket mounted, host network on 127.0.0.1 — passes the HTTP smoke.
  */
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ROOT,
@@ -17,6 +19,10 @@ import {
   waitFor,
 } from "./support.js";
 
+/** The API package's version in this checkout: what the image's /health must report. */
+const API_PACKAGE_VERSION = (
+  JSON.parse(readFileSync(join(ROOT, "apps/api/package.json"), "utf8")) as { version: string }
+).version;
 const IMAGE = process.env.API_IMAGE ?? "code-interpreter-api:latest";
 const name = `ci-api-image-test-${randomUUID().slice(0, 8)}`;
 let base = "";
@@ -82,6 +88,15 @@ describe("the API image", () => {
     );
     expect(metrics).toMatch(/^code_interpreter_executions_total\{route="session_bash",outcome="ok"\} 1$/m);
     expect(metrics).toMatch(/^code_interpreter_info\{backend="docker",version="[^"]+"\} 1$/m);
+  });
+
+  it("/health and /livez report the API package's version (read from the bundled package.json)", async () => {
+    expect((await call(base, "GET", "/health")).body).toMatchObject({ version: API_PACKAGE_VERSION });
+    expect((await call(base, "GET", "/livez")).body).toMatchObject({ version: API_PACKAGE_VERSION });
+    const { stdout } = await run("docker", ["run", "--rm", "--network", "none", IMAGE, "--version"], {
+      timeout: 60_000,
+    });
+    expect(stdout.trim()).toBe(API_PACKAGE_VERSION);
   });
 
   it("reports healthy through its own HEALTHCHECK", async () => {

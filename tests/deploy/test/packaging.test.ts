@@ -21,6 +21,10 @@ const PACKAGES: Record<string, string> = {
   "@code-interpreter/backend-k8s": "packages/backend-k8s",
   "@code-interpreter/api": "apps/api",
 };
+/** The API package's version in this checkout: what the tarball must carry and report. */
+const API_PACKAGE_VERSION = (
+  JSON.parse(readFileSync(join(ROOT, "apps/api/package.json"), "utf8")) as { version: string }
+).version;
 const DOCKER_ONLY = Object.keys(PACKAGES).filter((p) => p !== "@code-interpreter/backend-k8s");
 
 const work = mkdtempSync(join(tmpdir(), "ci-packaging-"));
@@ -194,7 +198,7 @@ console.log("ok " + names.length);`,
       env: process.env,
     });
     expect(JSON.parse(stdout.trim().split("\n").at(-1)!)).toEqual({
-      api: "0.1.0",
+      api: API_PACKAGE_VERSION,
       stdout: "65532\n42\n",
       exitCode: 0,
     });
@@ -206,5 +210,17 @@ console.log("ok " + names.length);`,
       timeout: 60_000,
     });
     expect(stdout).toMatch(/^Usage: code-interpreter-api/);
+  });
+
+  it("the API from the tarball reports the package's own version (what /health serves)", async () => {
+    const { stdout } = await run(nm(".bin/code-interpreter-api"), ["--version"], {
+      cwd: project,
+      timeout: 60_000,
+    });
+    expect(stdout.trim()).toBe(API_PACKAGE_VERSION);
+    const installed = JSON.parse(readFileSync(nm("@code-interpreter/api/package.json"), "utf8")) as {
+      version: string;
+    };
+    expect(installed.version).toBe(API_PACKAGE_VERSION);
   });
 });
