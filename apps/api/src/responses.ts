@@ -77,7 +77,7 @@ export const fileListResponse = z.object({ files: z.array(fileMetaResponse), nex
 export const producedFileResponse = z.object({
   path: z.string().describe("Relative to /workspace"),
   kind: z.enum(["file", "directory"]),
-  file_id: z.string().nullable().optional().describe("The stored copy (GET /v1/files/{file_id})"),
+  file_id: z.string().describe("The stored copy (GET /v1/files/{file_id})"),
 });
 
 export const stateResetResponse = z

@@ -1,16 +1,6 @@
-export {
-  CodeInterpreter,
-  Files,
-  Session,
-  SessionFiles,
-  Sessions,
-  type BashOptions,
-  type CreateSessionOptions,
-  type ExecuteOptions,
-  type Health,
-  type RequestOptions,
-  type RunOptions,
-} from "./client.js";
+export { CodeInterpreter, Files, Sessions, type CreateSessionOptions, type Health } from "./client.js";
+export type { BashOptions, ExecuteOptions, RequestOptions, RunOptions, SessionRunOptions } from "./run.js";
+export { Session, SessionFiles } from "./session.js";
 export * from "./errors.js";
 export type { ClientOptions } from "./http.js";
 export { Pager, type Page, type PageOptions } from "./pager.js";

@@ -6,7 +6,8 @@
  */
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { StreamError } from "./errors.js";
-import { toExecution, type Execution, type WireStreamResult } from "./types.js";
+import { toExecution, type Execution } from "./types.js";
+import type { StreamResultEvent } from "./wire.js";
 
 export interface OutputCallbacks {
   /**
@@ -30,8 +31,8 @@ function parseJson(msg: EventSourceMessage, requestId: string | undefined): unkn
   }
 }
 
-function isStreamResult(v: unknown): v is WireStreamResult {
-  const r = v as Partial<WireStreamResult> | null;
+function isStreamResult(v: unknown): v is StreamResultEvent {
+  const r = v as Partial<StreamResultEvent> | null;
   return (
     typeof r === "object" &&
     r !== null &&
@@ -48,7 +49,7 @@ export async function readExecutionStream(res: Response, callbacks: OutputCallba
   const stderr: string[] = [];
   const pending: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (msg) => pending.push(msg) });
-  let result: WireStreamResult | undefined;
+  let result: StreamResultEvent | undefined;
 
   const handle = async (msg: EventSourceMessage): Promise<void> => {
     if (result) return; // nothing counts after the result

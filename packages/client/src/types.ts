@@ -1,50 +1,17 @@
 /**
- * The REST contract's JSON shapes (snake_case, as on the wire), declared by hand from
- * `API.md` v1, and the camelCase shapes the client hands to callers.
+ * The camelCase shapes the client hands to callers, and their mapping from the wire types,
+ * which are generated from the server's OpenAPI document (`generated/openapi.ts`).
  */
+import type { Schemas } from "./wire.js";
 
 // ------------------------------------------------------------------ wire (snake_case)
 
-export interface WireProducedFile {
-  path: string;
-  kind: string;
-  file_id: string;
-}
-
-export interface WireExecResult {
-  stdout: string;
-  stderr: string;
-  exit_code: number | null;
-  timed_out: boolean;
-  duration_ms: number;
-  files: WireProducedFile[];
-}
-
-export type WireStreamResult = Omit<WireExecResult, "stdout" | "stderr">;
-
-export interface WireSession {
-  session_id: string;
-  status: string;
-  created_at: number;
-  expires_at: number;
-  last_active_at: number;
-  metadata: Record<string, string>;
-  idle_timeout_seconds?: number | null;
-  max_expires_at?: number;
-}
-
-export interface WireStoredFile {
-  file_id: string;
-  filename: string;
-  size_bytes: number;
-  upload_time?: number;
-}
-
-export interface WireWorkspaceEntry {
-  path: string;
-  kind: string;
-  size_bytes: number;
-}
+/** Generated from the OpenAPI document (see wire.ts); the names below are for readability. */
+type WireExecResult = Schemas["ExecResult"];
+type WireSession = Schemas["Session"];
+type WireStoredFile = Schemas["UploadedFile"] | Schemas["FileMeta"];
+type WireWorkspaceEntry = Schemas["WorkspaceEntry"];
+type WireStagedFile = NonNullable<Schemas["ExecuteRequest"]["files"]>[number];
 
 // ------------------------------------------------------------------ public (camelCase)
 
@@ -52,7 +19,7 @@ export interface WireWorkspaceEntry {
 export interface ProducedFile {
   /** Path relative to `/workspace`. */
   path: string;
-  kind: string;
+  kind: "file" | "directory";
   /** Id in the file store: download it with `client.files.download(fileId)`. */
   fileId: string;
 }
@@ -66,11 +33,17 @@ export interface Execution {
   timedOut: boolean;
   durationMs: number;
   files: ProducedFile[];
+  /**
+   * Sessions only (`undefined` for `client.execute()`): `null` when the session's Python state
+   * carried over from the previous call; `{ reason }` when it was cleared before or during this
+   * call (`reset: true`, a cell killed at its timeout, or the session's agent restarted).
+   */
+  stateReset?: { reason: string } | null;
 }
 
 export interface SessionInfo {
   id: string;
-  status: string;
+  status: WireSession["status"];
   createdAt: Date;
   expiresAt: Date;
   lastActiveAt: Date;
@@ -92,8 +65,7 @@ export interface StoredFile {
 export interface WorkspaceEntry {
   /** Relative to `/workspace`. */
   path: string;
-  /** `"file"` or `"directory"`. */
-  kind: string;
+  kind: "file" | "directory";
   sizeBytes: number;
 }
 
@@ -114,6 +86,7 @@ const date = (unixSeconds: number): Date => new Date(unixSeconds * 1000);
 
 export function toExecution(w: WireExecResult): Execution {
   return {
+    ...(w.state_reset === undefined ? {} : { stateReset: w.state_reset }),
     stdout: w.stdout,
     stderr: w.stderr,
     exitCode: w.exit_code,
@@ -141,7 +114,7 @@ export function toStoredFile(w: WireStoredFile): StoredFile {
     id: w.file_id,
     filename: w.filename,
     sizeBytes: w.size_bytes,
-    uploadTime: w.upload_time === undefined ? undefined : date(w.upload_time),
+    uploadTime: "upload_time" in w ? date(w.upload_time) : undefined,
   };
 }
 
@@ -149,6 +122,6 @@ export function toWorkspaceEntry(w: WireWorkspaceEntry): WorkspaceEntry {
   return { path: w.path, kind: w.kind, sizeBytes: w.size_bytes };
 }
 
-export function toWireFiles(files: readonly StagedFile[] | undefined) {
+export function toWireFiles(files: readonly StagedFile[] | undefined): WireStagedFile[] | undefined {
   return files?.map((f) => ({ path: f.path, file_id: f.fileId }));
 }

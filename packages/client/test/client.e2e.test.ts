@@ -5,6 +5,7 @@
  * Never skipped: without an engine, setup fails and says how to get one.
  */
 import { randomUUID } from "node:crypto";
+import { createRequire } from "node:module";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AuthError,
@@ -16,6 +17,10 @@ import {
 } from "../src/index.js";
 import { startTestServer, type TestServer } from "./server.js";
 
+/** What the server's /health reports: the API package's version. */
+const API_PACKAGE_VERSION = (
+  createRequire(import.meta.url)("@code-interpreter/api/package.json") as { version: string }
+).version;
 const KEY = `key-${randomUUID()}`;
 let server: TestServer;
 let client: CodeInterpreter;
@@ -41,13 +46,14 @@ describe("one-shot execution", () => {
   it("health answers with the backend and version", async () => {
     const h = await client.health();
     expect(h).toMatchObject({ status: "ok", backend: "docker" });
-    expect(h.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(h.version).toBe(API_PACKAGE_VERSION);
   });
 
   it("runs Python and returns its output and exit code", async () => {
     const r = await client.execute("print('hi')\n6 * 7");
     expect(r).toMatchObject({ stdout: "hi\n42\n", stderr: "", exitCode: 0, timedOut: false, files: [] });
     expect(r.durationMs).toBeGreaterThan(0);
+    expect(r.stateReset).toBeUndefined(); // sessions only
   }, 60_000);
 
   it("streams stdout and stderr to the callbacks in the order they are printed", async () => {
@@ -136,8 +142,16 @@ describe("sessions", () => {
     const run = await s.run("import os\nsorted(os.listdir('in'))");
     expect(run).toMatchObject({ stdout: "['blob.bin']\n", exitCode: 0 });
     // A session remembers: variables and imports persist between runs (issue 9).
-    await s.run("x = 5");
+    expect((await s.run("x = 5")).stateReset).toBeNull();
     expect((await s.run("print(x + len(os.listdir('in')))")).stdout).toBe("6\n");
+    // Streamed in a session: the callbacks see the output, the result carries state_reset.
+    const seen: string[] = [];
+    const streamed = await s.run("print(x)", { onStdout: (d) => void seen.push(d) });
+    expect([seen.join(""), streamed.stdout, streamed.stateReset]).toEqual(["5\n", "5\n", null]);
+    // reset: true starts a fresh interpreter, and the result says why its state is gone.
+    const fresh = await s.run("print('x' in globals())", { reset: true });
+    expect(fresh.stdout).toBe("False\n");
+    expect(fresh.stateReset).toEqual({ reason: expect.any(String) });
 
     const written = await s.files.write("notes/a b.txt", "hello ✓");
     expect(written).toMatchObject({ path: "notes/a b.txt", sizeBytes: Buffer.byteLength("hello ✓") });
