@@ -20,6 +20,7 @@ const PACKAGES: Record<string, string> = {
   "@code-interpreter/backend-docker": "packages/backend-docker",
   "@code-interpreter/backend-k8s": "packages/backend-k8s",
   "@code-interpreter/api": "apps/api",
+  "@code-interpreter/client": "packages/client",
 };
 /** The API package's version in this checkout: what the tarball must carry and report. */
 const API_PACKAGE_VERSION = (
@@ -143,6 +144,7 @@ import { createFileStore } from "@code-interpreter/files-client";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { createKubernetesBackend } from "@code-interpreter/backend-k8s";
 import { createApp, executorLimits, loadConfig, API_VERSION } from "@code-interpreter/api";
+import { CodeInterpreter, NotFoundError, type Execution, type Health } from "@code-interpreter/client";
 
 type IsAny<T> = 0 extends 1 & T ? true : false;
 const config = loadConfig({ LOG_LEVEL: "silent" });
@@ -152,6 +154,13 @@ const app = createApp({ backend: new InMemoryBackend(), files, config });
 const typed: IsAny<typeof app> = false;
 const listen: (port: number) => unknown = app.listen;
 void [typed, listen, createKubernetesBackend, isSessionId("x")];
+// The client's types (generated from the OpenAPI document) ship in its tarball:
+const client = new CodeInterpreter({ baseUrl: "http://127.0.0.1:9", maxRetries: 0 });
+const health: () => Promise<Health> = () => client.health();
+const run: (code: string) => Promise<Execution> = (code) => client.execute(code);
+const status: Health["status"] = "ok";
+const fileIdTyped: IsAny<Execution["files"][number]["fileId"]> = false;
+void [health, run, status, fileIdTyped, new NotFoundError({ status: 404, detail: "gone" })];
 
 const backend: Backend = createDockerBackend({
   image: config.executorImage,
