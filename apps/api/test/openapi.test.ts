@@ -7,6 +7,7 @@ import type { Express } from "express";
 import request from "supertest";
 import { describe, expect, it } from "vitest";
 import { openApiDocument } from "../src/index.js";
+import { ContractChecker } from "./e2e/contract.js";
 import { makeApp } from "./helpers.js";
 
 interface LayerLike {
@@ -132,5 +133,24 @@ describe("openApiDocument (exported)", () => {
     const { app, config } = makeApp();
     const served = (await request(app).get("/openapi.json").expect(200)).body;
     expect(JSON.parse(JSON.stringify(openApiDocument(config)))).toEqual(served);
+  });
+});
+
+describe("503 answers of the health routes", () => {
+  it("/health and /readyz answer 503 with their own shape, as the document says", async () => {
+    const { app, backend, config } = makeApp();
+    backend.ping = async () => {
+      throw new Error("connect ENOENT /run/nothing.sock");
+    };
+    const checker = new ContractChecker(
+      JSON.parse(JSON.stringify(openApiDocument(config))) as ConstructorParameters<typeof ContractChecker>[0],
+    );
+    for (const path of ["/health", "/readyz"]) {
+      const res = await request(app).get(path).expect(503);
+      expect(res.body).toMatchObject({ status: "unavailable", detail: expect.any(String) });
+      expect(res.headers["retry-after"]).toBeUndefined();
+      checker.check("GET", path, 503, res.headers["content-type"] ?? "", Buffer.from(res.text));
+    }
+    expect(checker.checked).toBe(2);
   });
 });

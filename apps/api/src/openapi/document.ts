@@ -58,10 +58,10 @@ export function openApiDocument(config: Config): JsonObject {
     if (!op.open) errors.add(401);
     errors.add(500);
     for (const status of [...errors].sort((a, b) => a - b)) {
-      if (op.path === "/health" && status === 503) {
+      if (op.unavailable && status === 503) {
         responses["503"] = {
-          description: "The backend does not answer",
-          content: { "application/json": { schema: REF("Health") } },
+          description: op.unavailable.description,
+          content: { "application/json": { schema: REF(op.unavailable.schema) } },
         };
         continue;
       }

@@ -40,6 +40,11 @@ export interface Operation {
   errors: number[];
   /** Open to anonymous callers even when API_KEYS is set. */
   open?: boolean;
+  /**
+   * The 503 answer has this schema (the success shape with status `unavailable`), not the
+   * error shape, and no `Retry-After`.
+   */
+  unavailable?: { schema: string; description: string };
   description?: string;
 }
 
@@ -57,6 +62,7 @@ export const OPERATIONS: readonly Operation[] = [
     ok: { status: 200, schema: "Health" },
     errors: [503],
     open: true,
+    unavailable: { schema: "Health", description: "The backend does not answer" },
     description:
       "503 carries the same shape with status `unavailable` and the backend's message in `detail`.",
   },
@@ -79,6 +85,7 @@ export const OPERATIONS: readonly Operation[] = [
     ok: { status: 200, schema: "Readiness" },
     errors: [503],
     open: true,
+    unavailable: { schema: "Readiness", description: "The backend or the file store does not answer" },
     description:
       "503 carries the same shape with status `unavailable` and what the API waits for in `detail`.",
   },

@@ -638,15 +638,13 @@ export interface operations {
           "application/json": components["schemas"]["Error"];
         };
       };
-      /** @description The backend is unreachable */
+      /** @description The backend or the file store does not answer */
       503: {
         headers: {
-          /** @description Seconds to wait before retrying (5) */
-          "Retry-After"?: number;
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["Error"];
+          "application/json": components["schemas"]["Readiness"];
         };
       };
     };
