@@ -7,7 +7,7 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { StreamError } from "./errors.js";
 import { toExecution, type Execution } from "./types.js";
-import type { StreamResultEvent } from "./wire.js";
+import type { Schemas, StreamResultEvent } from "./wire.js";
 
 export interface OutputCallbacks {
   /**
@@ -43,6 +43,17 @@ function isStreamResult(v: unknown): v is StreamResultEvent {
   );
 }
 
+/** An `output` event as the document types it (`StreamOutputEvent`), checked field by field. */
+function isOutputEvent(v: unknown): v is Schemas["StreamOutputEvent"] {
+  const o = v as Partial<Schemas["StreamOutputEvent"]> | null;
+  return (
+    typeof o === "object" &&
+    o !== null &&
+    typeof o.data === "string" &&
+    (o.stream === "stdout" || o.stream === "stderr")
+  );
+}
+
 export async function readExecutionStream(res: Response, callbacks: OutputCallbacks): Promise<Execution> {
   const requestId = res.headers.get("x-request-id") ?? undefined;
   const stdout: string[] = [];
@@ -54,8 +65,8 @@ export async function readExecutionStream(res: Response, callbacks: OutputCallba
   const handle = async (msg: EventSourceMessage): Promise<void> => {
     if (result) return; // nothing counts after the result
     if (msg.event === "output") {
-      const out = parseJson(msg, requestId) as { stream?: unknown; data?: unknown };
-      if (typeof out?.data !== "string" || (out.stream !== "stdout" && out.stream !== "stderr")) {
+      const out = parseJson(msg, requestId);
+      if (!isOutputEvent(out)) {
         throw new StreamError({ status: 200, detail: "malformed output event", requestId });
       }
       if (out.stream === "stdout") {
@@ -71,7 +82,7 @@ export async function readExecutionStream(res: Response, callbacks: OutputCallba
         throw new StreamError({ status: 200, detail: "malformed result event", requestId });
       result = r;
     } else if (msg.event === "error") {
-      const e = parseJson(msg, requestId) as { message?: unknown };
+      const e = parseJson(msg, requestId) as Partial<Schemas["StreamErrorEvent"]> | null;
       const message = typeof e?.message === "string" ? e.message : "the run failed";
       throw new StreamError({ status: 200, detail: message, requestId });
     }
