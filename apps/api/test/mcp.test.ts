@@ -6,6 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
+import { createRequire } from "node:module";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -22,6 +23,8 @@ import { pino } from "pino";
 import { createApp } from "../src/index.js";
 import { E2E_ENV, requireDockerEngine } from "./e2e/support.js";
 
+/** The api package's version: what the MCP server announces. */
+const PKG_VERSION = (createRequire(import.meta.url)("../package.json") as { version: string }).version;
 const KEY = `mcp-${randomUUID()}`;
 const OTHER_KEY = `mcp-other-${randomUUID()}`;
 const config = loadConfig({ ...E2E_ENV, API_KEYS: `${KEY},${OTHER_KEY}` });
@@ -114,6 +117,8 @@ describe("/mcp", () => {
   it("lists the tools, each with a JSON-schema input", async () => {
     const { client } = await connect();
     try {
+      // The server announces the service's version (the api package's, as /health does).
+      expect(client.getServerVersion()).toMatchObject({ name: "code-interpreter", version: PKG_VERSION });
       const { tools } = await client.listTools();
       expect(tools.map((t) => t.name).sort()).toEqual([
         "bash_in_session",
