@@ -444,11 +444,16 @@ describe("file holes: writes stay in /workspace and are atomic (through HTTP)", 
       "bash",
       "ln -sfn /tmp /workspace/tmplink; ln -sfn /run/code-interpreter /workspace/statelink",
     );
-    const before = await run(
-      id,
-      "bash",
-      "ls -a /tmp /run/code-interpreter; cat /run/code-interpreter/state.json",
-    );
+    // The listing, and the state file without its activity time: the API's own debounced
+    // activity write may land between the two snapshots (it only ever moves lastActiveAt).
+    const snapshot = async () => {
+      const ls = (await run(id, "bash", "ls -a /tmp /run/code-interpreter")).stdout;
+      const raw = (await run(id, "bash", "cat /run/code-interpreter/state.json")).stdout;
+      const state = (raw ? JSON.parse(raw) : {}) as Record<string, unknown>;
+      delete state.lastActiveAt;
+      return { ls, raw, state };
+    };
+    const before = await snapshot();
     const forged = Buffer.from('{"expiresAt": 99999999999999}');
     // Small bodies, and bodies larger than what the API has read when it refuses the write.
     for (const body of [forged, Buffer.concat([forged, Buffer.alloc(4 << 20, 0x20)])])
@@ -456,14 +461,11 @@ describe("file holes: writes stay in /workspace and are atomic (through HTTP)", 
         const res = await api(`/v1/sessions/${id}/files/${path}`, { method: "PUT", body });
         expectJson4xx(res);
       }
-    const after = await run(
-      id,
-      "bash",
-      "ls -a /tmp /run/code-interpreter; cat /run/code-interpreter/state.json",
-    );
-    expect(after.stdout).not.toContain("escaped.txt");
-    expect(after.stdout).not.toContain("99999999999999");
-    expect(after.stdout).toBe(before.stdout);
+    const after = await snapshot();
+    expect(after.ls).not.toContain("escaped.txt");
+    expect(after.raw).not.toContain("99999999999999");
+    expect(after.ls).toBe(before.ls);
+    expect(after.state).toEqual(before.state);
     await deleteSession(id);
   });
 
