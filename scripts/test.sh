@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every check and every test, as CI runs them (after scripts/setup.sh):
 # formatting, the source-size rule (scripts/check-source-size.mjs: no source file over 350
-# lines), README examples that are their run files (scripts/check-readme-examples.mjs), lint, typecheck, build, then each package's vitest suite (real Docker engine
-# included). Ends with one summary line "N passed, N failed, N skipped".
+# lines), README examples that are their run files (scripts/check-readme-examples.mjs), lint,
+# typecheck, build, then each package's vitest suite (real Docker engine included). Ends with one summary line "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
