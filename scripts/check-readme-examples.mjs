@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * A package README's usage example is a real file that the package's tests compile and run
- * (`examples/*.ts`, `test/examples.test.ts`). The README shows that file: the code block right
+ * (`examples/*.ts`, `test/examples.test.ts`; the Python client's `examples/quickstart.py`,
+ * `tests/test_examples.py`). The README shows that file: the code block right
  * after a link to it must be the file, byte for byte, or the README drifts from what is
  * tested. Checked by `npm test` (scripts/test.sh).
  *
@@ -16,7 +17,7 @@ const LINK = /\[`(examples\/[\w./-]+)`\]\(\1\)/;
 
 function readmes(repo) {
   const out = [];
-  for (const group of ["packages", "apps"]) {
+  for (const group of ["packages", "apps", "clients"]) {
     let dirs = [];
     try {
       dirs = readdirSync(join(repo, group), { withFileTypes: true }).filter((d) => d.isDirectory());
