@@ -6,6 +6,7 @@
 import { PassThrough, type Duplex, type Readable, type Writable } from "node:stream";
 import type Dockerode from "dockerode";
 import type { ExecOptions, ExecProcess, ExecTransport } from "@code-interpreter/core";
+import { poll } from "@code-interpreter/core/backend-kit";
 
 /** The one docker-modem function we use (dockerode types `modem` as any). */
 export interface DemuxModem {
@@ -106,19 +107,18 @@ export class DockerExecTransport implements ExecTransport {
         s.once("close", resolve);
       });
 
-    const done = Promise.all([finished(stdout), finished(stderr)]).then(async () => {
-      const until = Date.now() + EXIT_CODE_POLL_MS;
-      for (;;) {
-        try {
-          const info = await exec.inspect({ abortSignal: AbortSignal.timeout(this.apiTimeoutMs) });
-          if (!info.Running) return typeof info.ExitCode === "number" ? info.ExitCode : null;
-        } catch {
-          return null; // container removed (one-shot kill) or engine gone: unknown
-        }
-        if (Date.now() >= until) return null;
-        await new Promise((r) => setTimeout(r, EXIT_CODE_POLL_STEP_MS));
+    const exitCode = async (): Promise<number | null | undefined> => {
+      try {
+        const info = await exec.inspect({ abortSignal: AbortSignal.timeout(this.apiTimeoutMs) });
+        if (info.Running) return undefined; // ask again
+        return typeof info.ExitCode === "number" ? info.ExitCode : null;
+      } catch {
+        return null; // container removed (one-shot kill) or engine gone: unknown
       }
-    });
+    };
+    const done = Promise.all([finished(stdout), finished(stderr)]).then(() =>
+      poll(exitCode, { timeoutMs: EXIT_CODE_POLL_MS, intervalMs: EXIT_CODE_POLL_STEP_MS }).catch(() => null),
+    );
 
     return {
       stdout,

@@ -6,6 +6,7 @@
  */
 import type { CoreV1Api, V1Pod } from "@kubernetes/client-node";
 import { BackendError, type Logger } from "@code-interpreter/core";
+import { PollTimeoutError, poll } from "@code-interpreter/core/backend-kit";
 import { isNotFound, toCoreError } from "./k8s-errors.js";
 import { describePending, podStartError } from "./pod-status.js";
 
@@ -42,28 +43,37 @@ export async function startPod(pod: V1Pod, o: StartPodOptions): Promise<V1Pod> {
 
 /** Polls the pod until it is Running; a core error as soon as it cannot get there. */
 export async function waitForPodRunning(name: string, image: string, o: StartPodOptions): Promise<V1Pod> {
-  const started = Date.now();
-  let interval = o.pollIntervalMs ?? 250;
   let last: V1Pod | null = null;
-  for (;;) {
+  try {
+    return await poll(
+      async () => {
+        try {
+          last = await o.core.readNamespacedPod({ name, namespace: o.namespace });
+        } catch (err) {
+          if (isNotFound(err)) throw new BackendError(`pod ${name} disappeared while starting`);
+          throw toCoreError(err, `read pod ${name}`);
+        }
+        if (last.status?.phase === "Running") return last;
+        const failed = podStartError(last, image);
+        if (failed) throw failed;
+        return undefined;
+      },
+      {
+        timeoutMs: o.timeoutMs,
+        intervalMs: o.pollIntervalMs ?? 250,
+        backoff: 1.5,
+        maxIntervalMs: 1000,
+        signal: o.signal,
+      },
+    );
+  } catch (err) {
     if (o.signal?.aborted) throw new BackendError("the request was cancelled while the pod was starting");
-    try {
-      last = await o.core.readNamespacedPod({ name, namespace: o.namespace });
-    } catch (err) {
-      if (isNotFound(err)) throw new BackendError(`pod ${name} disappeared while starting`);
-      throw toCoreError(err, `read pod ${name}`);
-    }
-    if (last.status?.phase === "Running") return last;
-    const failed = podStartError(last, image);
-    if (failed) throw failed;
-    const elapsed = Date.now() - started;
-    if (elapsed >= o.timeoutMs) {
+    if (err instanceof PollTimeoutError) {
       throw new BackendError(
-        `pod ${name} was not running after ${Math.round(o.timeoutMs / 1000)}s (${describePending(last)})`,
+        `pod ${name} was not running after ${Math.round(o.timeoutMs / 1000)}s (${last ? describePending(last) : "never read"})`,
       );
     }
-    await sleep(Math.min(interval, Math.max(10, o.timeoutMs - elapsed)), o.signal);
-    interval = Math.min(1000, Math.round(interval * 1.5));
+    throw err;
   }
 }
 
@@ -89,16 +99,4 @@ export async function deletePodQuietly(
   } catch (err) {
     if (!isNotFound(err)) o.logger?.warn({ pod: name, err: String(err) }, "deleting pod failed");
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

@@ -14,11 +14,19 @@ non-dumpable (its /proc/<pid>/fd cannot be opened and it cannot be traced by the
 and refuses to run when something already traces it. The program's own process gets
 dumpable back, runs with oom_score_adj 1000 (the memory killer's first choice, so the keeper
 survives), in its own process group, with RLIMIT_CPU. The API re-checks every limit anyway.
+
+Shipped as ONE program: the runner_*.py files (in name order), then this file, joined into one
+source (core's executor-scripts.ts `RUNNER_PY`; the pytest helpers join them the same way), so
+they share one namespace. Each file does one job:
+  runner_kill.py     the program's process group recorded for the killer; kill_all
+  runner_program.py  the forked program: limits, descriptors, bash or Python (REPL semantics)
+  runner_request.py  the request on stdin; the program's stdin handed over, then EOF
+  runner.py          the framing, file collection (the resident agent reuses snapshot and
+                     collect from this file alone) and main: fork, relay, timeout, exit record
 """
 import json
 import os
 import select
-import signal
 import stat
 import struct
 import sys
@@ -26,14 +34,12 @@ import time
 
 CTL = "/tmp/.code-interpreter"
 WS = "/workspace"
-TAG = "CODE_INTERPRETER_EXEC_ID="
 MAX_FRAME = 1 << 16
-PR_SET_DUMPABLE = 4
 
-
-def set_dumpable(on):
-    import ctypes
-    return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 1 if on else 0, 0, 0, 0) == 0
+if False:  # defined in the runner_*.py files, shipped ahead of this one as one program
+    from runner_kill import forget_pgid, kill_all, record_pgid
+    from runner_program import child
+    from runner_request import read_request
 
 
 def traced():
@@ -77,51 +83,6 @@ class FrameFile:
 
     def flush(self):
         pass
-
-
-def read_exact(n):
-    buf = bytearray()
-    while len(buf) < n:
-        c = os.read(0, min(1 << 20, n - len(buf)))
-        if not c:
-            break
-        buf += c
-    return bytes(buf)
-
-
-def parse_header(hdr):
-    parts = (hdr.strip() or b"0 0").split()
-    code_len = int(parts[0])
-    data_len = int(parts[1]) if len(parts) > 1 else 0
-    if code_len < 0 or data_len < 0:
-        raise ValueError("negative length")
-    return code_len, data_len
-
-
-def read_request(exec_id):
-    hdr = b""
-    while not hdr.endswith(b"\n") and len(hdr) < 64:
-        c = os.read(0, 1)
-        if not c:
-            break
-        hdr += c
-    code_len, data_len = parse_header(hdr)
-    code = read_exact(code_len).decode("utf-8", "replace")
-    data = read_exact(data_len)
-    # The program's stdin is exactly the caller's bytes, then EOF, whatever the transport
-    # does with its own stdin (WebSocket exec cannot half-close).
-    path = os.path.join(CTL, exec_id + ".stdin")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        write_all(fd, data)
-        os.close(fd)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        os.unlink(path)
-    except OSError:
-        fd = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(fd, 0)
-    os.close(fd)
-    return code
 
 
 def snapshot():
@@ -188,159 +149,6 @@ def collect(snap, max_files, max_bytes, sink=None):
             out.addfile(ti, io.BytesIO(data))
             count += 1
     out.close()
-
-
-def kill_all(exec_id, pgid):
-    tag = (TAG + exec_id).encode()
-    me = os.getpid()
-    for _ in range(3):
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except OSError:
-            pass
-        for p in os.listdir("/proc"):
-            if not p.isdigit() or int(p) in (me, 1):
-                continue
-            try:
-                with open("/proc/" + p + "/environ", "rb") as f:
-                    env = f.read().split(b"\0")
-            except OSError:
-                continue
-            if tag in env:
-                try:
-                    os.kill(int(p), signal.SIGKILL)
-                except OSError:
-                    pass
-
-
-def run_python(code, interactive):
-    import ast
-    import builtins
-    import linecache
-    import traceback
-    fn = "<string>"
-    linecache.cache[fn] = (len(code), None, code.splitlines(True), fn)
-    g = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
-    sys.argv = ["-c"]
-    try:
-        tree = ast.parse(code, fn, "exec")
-    except (SyntaxError, ValueError) as e:
-        sys.stderr.write("".join(traceback.format_exception_only(type(e), e)))
-        sys.stderr.flush()
-        os._exit(1)
-    last = None
-    if interactive and tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = tree.body.pop()
-    try:
-        exec(compile(tree, fn, "exec"), g)
-        if last is not None:
-            value = eval(compile(ast.Expression(last.value), fn, "eval"), g)
-            sys.displayhook(value)
-    except SystemExit:
-        raise
-    except BaseException as e:
-        tb = e.__traceback__
-        while tb is not None and tb.tb_frame.f_globals is not g:
-            tb = tb.tb_next
-        traceback.print_exception(type(e), e, tb)
-        sys.stderr.flush()
-        sys.stdout.flush()
-        sys.exit(1)
-
-
-def user_python_path():
-    """What `python3 -c` would give the program, which this isolated (-I -S) runner left out:
-    the working directory first, PYTHONPATH, the site directories (system and user site,
-    `exit()` and friends), and PYTHONDONTWRITEBYTECODE."""
-    import site
-    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        sys.dont_write_bytecode = True
-    site.ENABLE_USER_SITE = True
-    try:
-        site.main()
-    except Exception:
-        pass
-    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    sys.path[0:0] = [""] + extra
-
-
-def child(mode, code, interactive, cpu, out_w, err_w):
-    os.setpgid(0, 0)
-    # The program is the user's own: it may read its own /proc/self (environ, fds, ...).
-    set_dumpable(True)
-    try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write("1000")
-    except OSError:
-        pass
-    os.dup2(out_w, 1)
-    os.dup2(err_w, 2)
-    os.close(out_w)
-    os.close(err_w)
-    if cpu > 0:
-        import resource
-        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        lim = cpu if hard == resource.RLIM_INFINITY else min(cpu, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_CPU, (lim, lim if hard != resource.RLIM_INFINITY else lim + 1))
-        except (ValueError, OSError):
-            pass
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    if mode == "bash":
-        os.execvp("bash", ["bash", "-c", code])
-    # Fresh, unbuffered (write-through) text streams on the new descriptors, as python3 -u:
-    # output reaches the caller while the program runs.
-    import io
-
-    def text_out(fd):
-        return io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8",
-                                errors="backslashreplace", line_buffering=True, write_through=True)
-    sys.stdout = text_out(1)
-    sys.stderr = text_out(2)
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="replace")
-    user_python_path()
-    try:
-        run_python(code, interactive)
-    except SystemExit as e:
-        c = e.code
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:
-            pass
-        if c is None:
-            os._exit(0)
-        if isinstance(c, int):
-            os._exit(c & 0xFF)
-        sys.stderr.write(str(c) + "\n")
-        sys.stderr.flush()
-        os._exit(1)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except Exception:
-        pass
-    os._exit(0)
-
-
-def record_pgid(exec_id, pgid):
-    """For the killer (a separate exec): which process group this run's program leads."""
-    path = os.path.join(CTL, exec_id + ".pid")
-    tmp = path + ".tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        write_all(fd, b"%d\n" % pgid)
-        os.close(fd)
-        os.replace(tmp, path)
-    except OSError:
-        pass
-
-
-def forget_pgid(exec_id):
-    try:
-        os.unlink(os.path.join(CTL, exec_id + ".pid"))
-    except OSError:
-        pass
 
 
 def main(argv):

@@ -8,7 +8,8 @@
  * writes (`/workspace/json.py`, a `.pth` file) is ever imported by our helpers.
  *
  * - runner.py (started by bootstrap.py, its source sent on stdin ahead of the request): runs
- *   one program; see the file for its framing. One exec per run, whatever the platform.
+ *   one program; see the file for its framing. One exec per run, whatever the platform. Its
+ *   jobs are split over runner_*.py, shipped with it as one program (RUNNER_PY).
  * - killer.py: argv execId; SIGKILLs the run's process group and every process tagged
  *   CODE_INTERPRETER_EXEC_ID=<execId>.
  * - workspace.py: `list N`, `read PATH MAX`, `write MAX` (a tar on stdin) on /workspace,
@@ -17,7 +18,7 @@
  *   a session: non-dumpable, reaps zombies and exits (ending the container/pod) at the end.
  * - STATE (still inline here): argv statePath read|touch|extend [ms].
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { Readable } from "node:stream";
 
 export const EXEC_ID_ENV = "CODE_INTERPRETER_EXEC_ID";
@@ -30,7 +31,18 @@ export const STATE_FILE = `${STATE_DIR}/state.json`;
 export const PYTHON_DIR = new URL("../python/", import.meta.url);
 const source = (name: string): string => readFileSync(new URL(name, PYTHON_DIR), "utf8");
 
-export const RUNNER_PY = source("runner.py");
+/**
+ * The runner, as ONE program: the runner_*.py files in name order, then runner.py, joined so
+ * they share one namespace (each file does one job; see runner.py's docstring).
+ */
+export const RUNNER_PY = [
+  ...readdirSync(PYTHON_DIR)
+    .filter((name) => /^runner_\w+\.py$/.test(name))
+    .sort(),
+  "runner.py",
+]
+  .map(source)
+  .join("\n");
 export const RUNNER_BOOTSTRAP_PY = source("bootstrap.py");
 export const KILL_PY = source("killer.py");
 export const WORKSPACE_PY = source("workspace.py");

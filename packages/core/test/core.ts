@@ -21,3 +21,5 @@ export * from "../src/sessions/validation.js";
 export * from "../src/agent/channel.js";
 export * from "../src/agent/channels.js";
 export * from "../src/agent/protocol.js";
+/** Reads a stream fully: Node's own consumer (core's source keeps no copy of it). */
+export { buffer as readAll } from "node:stream/consumers";

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
+import { buffer as readAll } from "node:stream/consumers";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   BackendUnavailableError,
@@ -20,12 +21,6 @@ let root: string;
 let local: LocalFileStore;
 let srv: TestServer;
 let client: HttpFilesClient;
-
-async function readAll(s: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of s) parts.push(Buffer.from(c as Uint8Array));
-  return Buffer.concat(parts);
-}
 
 function chunked(data: Buffer, size = 16 * 1024): Readable {
   const chunks: Buffer[] = [];

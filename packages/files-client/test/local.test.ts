@@ -3,6 +3,7 @@ import { mkdtemp, readdir, rm, stat, writeFile, chmod, utimes } from "node:fs/pr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
+import { buffer as readAll } from "node:stream/consumers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BackendUnavailableError, NotFoundError, PayloadTooLargeError } from "@code-interpreter/core";
 import { LocalFileStore, isFileId, sanitizeFilename } from "../src/index.js";
@@ -13,12 +14,6 @@ let root: string;
 let dir: string;
 let clock: number;
 let store: LocalFileStore;
-
-async function readAll(s: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of s) parts.push(c as Buffer);
-  return Buffer.concat(parts);
-}
 
 /** A stream that yields `data` in chunks of `size` bytes. */
 function chunked(data: Buffer, size = 4096): Readable {

@@ -4,6 +4,7 @@
  * the same engine), and an inspector that looks at the engine directly, not through the backend.
  */
 import { PassThrough } from "node:stream";
+import { buffer } from "node:stream/consumers";
 import type Dockerode from "dockerode";
 import type { ExecOutput, PlatformInspector } from "./suite.js";
 
@@ -21,12 +22,6 @@ export function trackCreatedContainers(docker: Dockerode): string[] {
 function statusOf(err: unknown): number | undefined {
   const s = (err as { statusCode?: unknown } | null)?.statusCode;
   return typeof s === "number" ? s : undefined;
-}
-
-async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of stream) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
-  return Buffer.concat(parts);
 }
 
 /** Runs `cmd` in a container through the engine (optionally as `user`); output and exit code. */
@@ -48,8 +43,8 @@ export async function dockerExec(
   const out = new PassThrough();
   const err = new PassThrough();
   docker.modem.demuxStream(stream, out, err);
-  const outDone = collect(out);
-  const errDone = collect(err);
+  const outDone = buffer(out);
+  const errDone = buffer(err);
   await new Promise<void>((resolve, reject) => {
     stream.on("end", resolve);
     stream.on("close", resolve);

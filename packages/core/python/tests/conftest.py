@@ -16,9 +16,21 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOBODY = 65534
 
 
+def program(name):
+    """A program's source as the API ships it: runner.py goes joined after the runner_*.py files
+    (name order) it is split into, as core's executor-scripts.ts joins them (RUNNER_PY)."""
+    names = [name]
+    if name == "runner.py":
+        names = sorted(n for n in os.listdir(HERE) if re.fullmatch(r"runner_\w+\.py", n)) + names
+    parts = []
+    for n in names:
+        with open(os.path.join(HERE, n)) as f:
+            parts.append(f.read())
+    return "\n".join(parts)
+
+
 def source(name, **consts):
-    with open(os.path.join(HERE, name)) as f:
-        src = f.read()
+    src = program(name)
     for key, value in consts.items():
         src, n = re.subn(r"^%s = .*$" % key, "%s = %s" % (key, json.dumps(value)), src, count=1, flags=re.M)
         assert n == 1, key

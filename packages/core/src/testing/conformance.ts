@@ -9,9 +9,10 @@ import { Readable } from "node:stream";
 import { buffer as readAll } from "node:stream/consumers";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Backend, ExecRequest, FileCollector, SessionInfo, StagedFile } from "../backend.js";
+import type { Backend, SessionInfo } from "../backend.js";
 import { NotFoundError, SessionNotFoundError } from "../errors.js";
 import { TRUNCATION_MARKER } from "../output.js";
+import { BINARY, MAX_OUT, collector, py, staged } from "./conformance-fixtures.js";
 import { describeSessionLayerRows } from "./conformance-layer.js";
 
 export interface ConformanceHarness {
@@ -32,31 +33,6 @@ export interface ConformanceOptions {
    */
   selfExpiring?: boolean;
 }
-
-const MAX_OUT = 100_000;
-
-function staged(path: string, content: Buffer | string): StagedFile {
-  const buf = Buffer.isBuffer(content) ? content : Buffer.from(content);
-  return { path, size: buf.length, open: () => Promise.resolve(Readable.from([buf])) };
-}
-
-function py(code: string, extra: Partial<ExecRequest> = {}): ExecRequest {
-  return { language: "python", code, timeoutMs: 20_000, maxOutputBytes: MAX_OUT, ...extra };
-}
-
-function collector(into: Map<string, Buffer>): FileCollector {
-  return async (f) => {
-    into.set(f.path, await readAll(f.content));
-    return `file-${into.size}`;
-  };
-}
-
-/** Every byte value, twice, plus a multi-byte UTF-8 tail: catches any text-mode mangling. */
-const BINARY = Buffer.concat([
-  Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
-  Buffer.from(Array.from({ length: 256 }, (_, i) => 255 - i)),
-  Buffer.from("\r\n\u00e9\u{1F600}\n"),
-]);
 
 export function describeBackendConformance(
   name: string,

@@ -5,6 +5,7 @@
  * supplies. No containers, no network, no filesystem.
  */
 import { Readable } from "node:stream";
+import { buffer as readAll } from "node:stream/consumers";
 import type {
   Backend,
   BackendCapabilities,
@@ -87,12 +88,6 @@ export const ALL_CAPABILITIES: BackendCapabilities = {
 interface StoredSession {
   info: SessionInfo;
   workspace: Map<string, Buffer>;
-}
-
-async function readAllBytes(stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const chunk of stream) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
-  return Buffer.concat(parts);
 }
 
 function copyInfo(info: SessionInfo): SessionInfo {
@@ -238,7 +233,7 @@ export class InMemoryBackend implements Backend {
     this.touch(s);
     if (file.size > this.maxFileBytes)
       throw new PayloadTooLargeError(`file is larger than ${this.maxFileBytes} bytes`);
-    const bytes = await readAllBytes(file.content);
+    const bytes = await readAll(file.content);
     if (bytes.length > this.maxFileBytes)
       throw new PayloadTooLargeError(`file is larger than ${this.maxFileBytes} bytes`);
     for (const dir of parentDirs(path)) {
@@ -293,7 +288,7 @@ export class InMemoryBackend implements Backend {
   }
 
   private async stage(workspace: Map<string, Buffer>, files: readonly StagedFile[]): Promise<void> {
-    for (const f of files) workspace.set(f.path, await readAllBytes(await f.open()));
+    for (const f of files) workspace.set(f.path, await readAll(await f.open()));
   }
 
   private async runIn(
