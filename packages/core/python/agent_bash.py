@@ -17,6 +17,7 @@ supervisor  the call's own subreaper (orphans of the call stay below it), in a n
 """
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -50,7 +51,6 @@ def supervise(code, cpu, status_fd):
             except OSError:
                 pass
             if cpu > 0:
-                import resource
                 soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
                 lim = cpu if hard == resource.RLIM_INFINITY else min(cpu, hard)
                 try:
