@@ -3,7 +3,6 @@
 Part of the agent's bundle (see agent.py): the parts are concatenated into one program, their
 `from agent_* import` lines dropped, so every name here is a global of that one program.
 """
-import json
 import os
 import signal
 import socket
@@ -172,19 +171,3 @@ def spawner():
         with SPAWN_COND:
             box["done"] = True
             SPAWN_COND.notify_all()
-
-
-def read_json_line(buf, limit):
-    """(record, rest) from bytes holding one JSON line; (None, buf) while incomplete;
-    ValueError when the line is over `limit` bytes or is not a JSON object."""
-    if b"\n" not in buf:
-        if len(buf) > limit:
-            raise ValueError("a report over %d bytes" % limit)
-        return None, buf
-    one, _, rest = buf.partition(b"\n")
-    if len(one) > limit:
-        raise ValueError("a report over %d bytes" % limit)
-    rec = json.loads(one)
-    if not isinstance(rec, dict):
-        raise ValueError("not an object")
-    return rec, rest

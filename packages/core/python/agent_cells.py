@@ -16,7 +16,7 @@ import threading
 import time
 
 from agent_base import (KILL_GRACE_S, alive_in, boot_ticks, descendants, in_spawner, kill_all, proc_table,
-                        read_json_line, spawn_self, write_all)
+                        spawn_self, write_all)
 
 REPORT_LIMIT = 4096
 SIGINT_AGAIN_S = 0.5
@@ -96,6 +96,45 @@ class Kernel:
         return rep_r
 
 
+class Report:
+    """A cell's report pipe as it is read: the first well-formed line, {"exit_code": 0..255} in at
+    most REPORT_LIMIT bytes, is the report. Anything else (blind garbage, an over-long line,
+    another shape) is dropped as it arrives and never held past the limit; the kernel starts
+    its record with a newline, so garbage before it cannot swallow it."""
+
+    def __init__(self):
+        self.line = bytearray()
+        self.skipping = False
+
+    def feed(self, data):
+        """The reported exit code once a report line is complete, else None."""
+        parts = data.split(b"\n")
+        for i, part in enumerate(parts):
+            if not self.skipping:
+                self.line += part
+                if len(self.line) > REPORT_LIMIT:
+                    self.skipping, self.line = True, bytearray()
+            if i == len(parts) - 1:
+                return None
+            if not self.skipping:
+                code = self.parse(bytes(self.line))
+                if code is not None:
+                    return code
+            self.line, self.skipping = bytearray(), False
+        return None
+
+    @staticmethod
+    def parse(line):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            return None
+        code = rec.get("exit_code") if isinstance(rec, dict) else None
+        if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 255:
+            return code
+        return None
+
+
 def cell_processes(agent, since):
     """The processes started since `since` (boot ticks) by the running cell: below the kernel,
     or adopted by the agent from the kernel's tree. Bash calls' supervisors are not."""
@@ -122,7 +161,7 @@ def run_cell(conn, req, args, k, forwarder):
     report = k.send_cell({"code": args.get("code", ""), "stdin": args.get("stdin") or "",
                           "interactive": args.get("interactive", True),
                           "cpu_seconds": int(args.get("cpu_seconds", 0))})
-    buf = b""
+    rep = Report()
     deadline = started + timeout
     interrupted_at = None
     last_sigint = None
@@ -165,7 +204,7 @@ def run_cell(conn, req, args, k, forwarder):
                     fwd.pump(fd, "1" if fd == k.out else "2")
             if report in ready:
                 try:
-                    c = os.read(report, REPORT_LIMIT + 1)
+                    c = os.read(report, 1 << 16)
                 except BlockingIOError:
                     c = None
                 except OSError:
@@ -173,13 +212,7 @@ def run_cell(conn, req, args, k, forwarder):
                 if c == b"":
                     watch.remove(report)  # closed without a report: the kernel's fate decides
                 elif c:
-                    buf += c
-                    try:
-                        rec, buf = read_json_line(buf, REPORT_LIMIT)
-                        if rec is not None:
-                            exit_code = int(rec["exit_code"])
-                    except (ValueError, KeyError, TypeError):
-                        exit_code = 1  # a garbled report is a failed cell
+                    exit_code = rep.feed(c)
                     if exit_code is not None:
                         break
             if exit_code is None and not k.alive() and k.proc is not None:

@@ -4,9 +4,11 @@ expression), as a child of the agent. Part of the agent's bundle (see agent.py).
 Requests arrive as JSON lines on `cin`. Each cell's report ({"exit_code"} as one JSON line) goes
 to a pipe the agent makes for that cell alone and hands over on `fdsock` (SCM_RIGHTS) just
 before the request: the kernel writes the report and closes it. The cell's code runs in this
-process and can reach that pipe while it runs, so it can forge (only) its own cell's report;
-the agent reads one bounded line from it and then closes its end, so nothing written there
-reaches another cell, and a later cell's report never comes from an earlier cell's bytes.
+process and can reach that pipe while it runs, so it can forge (only) its own cell's report: a
+well-formed line written there ends its own cell early with the exit code it chose. Garbage
+does not (the agent drops what is not a well-formed line of at most 4 KiB, holding nothing
+past that), and when the agent has its report it closes its end: nothing written there reaches
+another cell, and a later cell's report never comes from an earlier cell's bytes.
 """
 import json
 import os
@@ -52,6 +54,7 @@ def kernel(cin, fdsock):
     g = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
     ctl_in = os.fdopen(cin, "rb", buffering=0)
     fds = socket.socket(fileno=fdsock)
+    fds.shutdown(socket.SHUT_WR)  # only ever received from: the code cannot send the agent anything on it
     fn = "<string>"
 
     import resource
@@ -140,7 +143,8 @@ def kernel(cin, fdsock):
                     pass
             if report is not None:
                 try:
-                    write_all(report, json.dumps({"exit_code": code}).encode() + b"\n")
+                    # A newline first: whatever the code left unterminated there ends before it.
+                    write_all(report, b"\n" + json.dumps({"exit_code": code}).encode() + b"\n")
                 except OSError:
                     pass  # the agent stopped listening (or the code closed the pipe)
         except KeyboardInterrupt:

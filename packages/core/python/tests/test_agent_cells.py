@@ -101,13 +101,12 @@ def test_a_cell_forges_only_its_own_report(agent):
     assert r.final["exit_code"] == 0 and r.stdout == "BrokenPipeError\n"
 
 
-def test_a_cells_report_is_bounded(agent):
+def test_garbage_on_the_report_pipe_is_dropped_bounded_and_ends_nothing(agent):
     c = agent()
-    r = c.py(WRITERS + "for fd in writers():\n    os.set_blocking(fd, False)\n    os.write(fd, b'x' * 20000)",
-             timeout_ms=10000)
-    assert r.final["exit_code"] == 1 and r.final["timed_out"] is False and r.final["duration_ms"] < 5000
+    # 200 KB without a newline, then a line of another shape: neither is a report, neither is
+    # held, and the cell runs to its real end (its output included)
+    r = c.py(WRITERS + "for fd in writers():\n    os.write(fd, b'x' * 200000)\n    os.write(fd, b'\\n[1, 2]\\n{\"exit_code\": 999}\\n')"
+             "\nprint('after')\nraise SystemExit(6)", timeout_ms=10000)
+    assert r.final["exit_code"] == 6 and r.final["timed_out"] is False and r.stdout == "after\n"
     r = c.py("print(1 + 1)")
     assert r.final["exit_code"] == 0 and r.stdout == "2\n"
-    r = c.py(WRITERS + "for fd in writers():\n    os.write(fd, b'[1, 2]\\n')")
-    assert r.final["exit_code"] == 1
-    assert c.py("pass").final["exit_code"] == 0
