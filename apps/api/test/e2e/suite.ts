@@ -1139,6 +1139,17 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
         await deleteSession(id);
       });
 
+      /** Reads a streamed body until `text` was seen (null: to its end); what it read. */
+      const readUntil = async (reader: ReadableStreamDefaultReader<Uint8Array>, text: string | null) => {
+        let seen = "";
+        while (text === null || !seen.includes(text)) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          seen += new TextDecoder().decode(value);
+        }
+        return seen;
+      };
+
       /** Processes in the session whose command line starts with `/bin/sleep <prefix>`. */
       const sleepers = async (id: string, prefix: string) => {
         const ps = await env.inspect.exec(id, [
@@ -1172,18 +1183,9 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
         });
         expect(res.status).toBe(200);
         const reader = res.body!.getReader();
-        let seen = "";
-        while (!seen.includes("started")) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          seen += new TextDecoder().decode(value);
-        }
+        let seen = await readUntil(reader, "started");
         expect(await sleepers(id, "41")).toBe(3);
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          seen += new TextDecoder().decode(value);
-        }
+        seen += await readUntil(reader, null);
         expect(seen).toMatch(/"timed_out":\s*true/);
         await waitFor(
           "the cell's processes to be killed",
@@ -1211,12 +1213,7 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
         });
         expect(res.status).toBe(200);
         const reader = res.body!.getReader();
-        let seen = "";
-        while (!seen.includes("started")) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          seen += new TextDecoder().decode(value);
-        }
+        const seen = await readUntil(reader, "started");
         expect(seen).toContain("started");
         expect(await sleepers(id, "30")).toBe(2);
         abort.abort();
