@@ -33,9 +33,14 @@ BOOT = (
 )
 
 
+LIBC = []
+
+
 def prctl(op, arg):
-    import ctypes
-    return ctypes.CDLL(None, use_errno=True).prctl(op, arg, 0, 0, 0) == 0
+    if not LIBC:
+        import ctypes
+        LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return LIBC[0].prctl(op, arg, 0, 0, 0) == 0
 
 
 def write_all(fd, data):

@@ -131,3 +131,19 @@ def test_a_read_waits_for_its_readers_acks(agent, box):
     c.send("A", rid, struct.pack(">I", 3 << 20))
     r = c.wait(rid)
     assert got + len(r.data) == 3 << 20 and r.final == {"size": 3 << 20}
+
+
+def test_bash_starts_no_interpreter_and_a_killed_zygote_is_replaced(agent):
+    c = agent()
+    # the supervisor ($PPID) is forked from the zygote, not a newly started interpreter: its
+    # command line is the zygote's, and its parent is the zygote
+    assert c.sh("tr '\\0' '\\n' < /proc/$PPID/cmdline | tail -n 1").stdout == "zygote\n"
+    zygote = c.sh("cut -d' ' -f4 /proc/$PPID/stat").stdout.strip()
+    with open("/proc/%s/cmdline" % zygote, "rb") as f:
+        assert f.read().split(b"\0")[-2] == b"zygote"
+    again = c.sh("cut -d' ' -f4 /proc/$PPID/stat").stdout.strip()
+    assert again == zygote  # the same zygote serves every call
+    os.kill(int(zygote), signal.SIGKILL)
+    r = c.sh("echo ok; cut -d' ' -f4 /proc/$PPID/stat")
+    assert r.final["exit_code"] == 0 and r.stdout.splitlines()[0] == "ok"
+    assert r.stdout.splitlines()[1] != zygote
