@@ -136,8 +136,11 @@ class Report:
 
 
 def cell_processes(agent, since):
-    """The processes started since `since` (boot ticks) by the running cell: below the kernel,
-    or adopted by the agent from the kernel's tree. Bash calls' supervisors are not."""
+    """The processes the running cell started: below the kernel, or adopted by the agent from
+    the kernel's tree, and started after `since` = (boot tick, the pids that existed then) -
+    a start time is in 10 ms ticks, so in the cell's first tick only pids that were not there
+    count. Bash calls' supervisors never do."""
+    tick, existing = since
     table = proc_table()
     me = os.getpid()
     k = agent.kernel
@@ -145,7 +148,8 @@ def cell_processes(agent, since):
     roots = [k.proc.pid] if k.proc is not None else []
     roots += [p for p, (pp, _, _) in table.items() if pp == me and p not in own]
     found = set(descendants(table, roots)) | set(roots[1:])
-    return [p for p in found if alive_in(table, p) and table[p][1] >= since and p not in own]
+    return [p for p in found if alive_in(table, p) and p not in own
+            and (table[p][1] > tick or (table[p][1] == tick and str(p) not in existing))]
 
 
 def run_cell(conn, req, args, k, forwarder):
@@ -157,7 +161,8 @@ def run_cell(conn, req, args, k, forwarder):
     timeout = max(1, int(args.get("timeout_ms", 30000))) / 1000.0
     fwd = forwarder(conn, req.rid, int(args.get("forward_limit", 1 << 20)))
     started = time.monotonic()
-    since = boot_ticks()
+    existing = frozenset(os.listdir("/proc"))  # first: what starts after it and in this tick counts
+    since = (boot_ticks(), existing)
     report = k.send_cell({"code": args.get("code", ""), "stdin": args.get("stdin") or "",
                           "interactive": args.get("interactive", True),
                           "cpu_seconds": int(args.get("cpu_seconds", 0))})

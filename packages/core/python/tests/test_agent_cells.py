@@ -60,7 +60,7 @@ def test_a_cell_timeout_kills_every_process_the_cell_started(agent, box):
     pids = [int(x) for x in open(pidfile).read().split()]
     assert len(pids) == 4
     assert wait_dead(pids) == []
-    assert alive(keep)
+    assert alive(keep), c.py("print(keep.poll())").stdout
     assert c.py("print(x, keep.poll())").stdout == "1 None\n"
     os.kill(keep, signal.SIGKILL)
 
