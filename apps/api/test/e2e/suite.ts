@@ -1160,44 +1160,52 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
         return Number(ps.stdout.toString().trim());
       };
 
-      it("a cell's timeout kills every process it started (subprocess, os.system, double-forked); the state stays", async () => {
-        const id = await createSession();
-        await run(id, "x = 1");
-        const code = [
-          "import os, subprocess",
-          "p = subprocess.Popen(['/bin/sleep', '411'])",
-          "os.system('env -i /bin/sleep 412 &')",
-          "if os.fork() == 0:",
-          "    os.setsid()",
-          "    if os.fork() == 0:",
-          "        os.execv('/bin/sleep', ['/bin/sleep', '413'])",
-          "    os._exit(0)",
-          "print('started', flush=True)",
-          "while True:",
-          "    pass",
-        ].join("\n");
-        const res = await fetch(`${env.baseUrl}/v1/sessions/${id}/execute/stream`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ code, timeout_ms: 3000 }),
+      for (const how of ["timeout", "client disconnect"] as const)
+        it(`a cell's ${how} kills every process it started (subprocess, os.system, double-forked); the state stays`, async () => {
+          const id = await createSession();
+          await run(id, "x = 1");
+          const code = [
+            "import os, subprocess",
+            "p = subprocess.Popen(['/bin/sleep', '411'])",
+            "os.system('env -i /bin/sleep 412 &')",
+            "if os.fork() == 0:",
+            "    os.setsid()",
+            "    if os.fork() == 0:",
+            "        os.execv('/bin/sleep', ['/bin/sleep', '413'])",
+            "    os._exit(0)",
+            "print('started', flush=True)",
+            "while True:",
+            "    pass",
+          ].join("\n");
+          const abort = new AbortController();
+          const res = await fetch(`${env.baseUrl}/v1/sessions/${id}/execute/stream`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ code, timeout_ms: how === "timeout" ? 3000 : 30_000 }),
+            signal: abort.signal,
+          });
+          expect(res.status).toBe(200);
+          const reader = res.body!.getReader();
+          let seen = await readUntil(reader, "started");
+          expect(await sleepers(id, "41")).toBe(3);
+          if (how === "timeout") {
+            seen += await readUntil(reader, null);
+            expect(seen).toMatch(/"timed_out":\s*true/);
+          } else abort.abort();
+          await waitFor(
+            "the cell's processes to be killed",
+            async () => (await sleepers(id, "41")) === 0,
+            5_000,
+          );
+          // (after a disconnect the interrupted cell may still be ending: 409 until it has)
+          let next = await run(id, "print(x, p.poll())");
+          for (let i = 0; i < 50 && next.status === 409; i++) {
+            await new Promise((r) => setTimeout(r, 100));
+            next = await run(id, "print(x, p.poll())");
+          }
+          expect(next.body).toMatchObject({ stdout: "1 -9\n", state_reset: null });
+          await deleteSession(id);
         });
-        expect(res.status).toBe(200);
-        const reader = res.body!.getReader();
-        let seen = await readUntil(reader, "started");
-        expect(await sleepers(id, "41")).toBe(3);
-        seen += await readUntil(reader, null);
-        expect(seen).toMatch(/"timed_out":\s*true/);
-        await waitFor(
-          "the cell's processes to be killed",
-          async () => (await sleepers(id, "41")) === 0,
-          5_000,
-        );
-        expect((await run(id, "print(x, p.poll())")).body).toMatchObject({
-          stdout: "1 -9\n",
-          state_reset: null,
-        });
-        await deleteSession(id);
-      });
 
       it("a client that leaves /bash/stream gets every process of the call killed, env -i children too", async () => {
         const id = await createSession();
