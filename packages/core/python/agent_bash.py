@@ -212,13 +212,16 @@ def run_bash(conn, req, args, forwarder):
     agent = conn.agent
     timeout = max(1, int(args.get("timeout_ms", 30000))) / 1000.0
     snap = agent.runner["snapshot"]() if args.get("collect") else None
+    code = str(args.get("code", "")).encode("utf-8", "surrogateescape")  # may refuse: nothing open yet
+    stdin = (args.get("stdin") or "").encode("utf-8", "replace")
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     st_r, st_w = os.pipe()
-    given = [memfd_with((args.get("stdin") or "").encode("utf-8", "replace")), out_w, err_w, st_w,
-             memfd_with(str(args.get("code", "")).encode("utf-8", "surrogateescape"))]
+    given = [out_w, err_w, st_w]
     started = time.monotonic()
     try:
+        given[0:0] = [memfd_with(stdin)]
+        given.append(memfd_with(code))
         pid, pidfd = agent.zygote.fork(int(args.get("cpu_seconds", 0)), given)
     except BaseException:
         for fd in (out_r, err_r, st_r):

@@ -147,3 +147,15 @@ def test_bash_starts_no_interpreter_and_a_killed_zygote_is_replaced(agent):
     r = c.sh("echo ok; cut -d' ' -f4 /proc/$PPID/stat")
     assert r.final["exit_code"] == 0 and r.stdout.splitlines()[0] == "ok"
     assert r.stdout.splitlines()[1] != zygote
+
+
+def test_a_bash_call_that_cannot_start_leaks_no_descriptor(agent):
+    c = agent()
+    assert c.sh("true").final["exit_code"] == 0
+    fds = "/proc/%d/fd" % c.hello["pid"]
+    before = len(os.listdir(fds))
+    for _ in range(5):  # a lone surrogate cannot become bash's argv
+        r = c.call("B", {"code": "echo \ud800", "timeout_ms": 1000})
+        assert r.kind == "E" and r.final["error"] == "failed"
+    assert len(os.listdir(fds)) == before
+    assert c.sh("echo ok").stdout == "ok\n"
