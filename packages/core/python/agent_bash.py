@@ -166,10 +166,15 @@ class Zygote:
         import subprocess
         a, z = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         zfd = z.fileno()
-        self.proc = in_spawner(lambda: spawn_self(
-            "zygote", True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(zfd,),
-            env=dict(os.environ, CI_ZYGOTE_FD=str(zfd))))
-        z.close()
+        try:
+            self.proc = in_spawner(lambda: spawn_self(
+                "zygote", True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(zfd,),
+                env=dict(os.environ, CI_ZYGOTE_FD=str(zfd))))
+        except BaseException:
+            a.close()
+            raise
+        finally:
+            z.close()
         a.settimeout(10)
         self.sock = a
 

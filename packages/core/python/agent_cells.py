@@ -40,12 +40,19 @@ class Kernel:
         # the variable). Started from a thread that never ends: PR_SET_PDEATHSIG fires when
         # the parent *thread* exits.
         kfd = fd_kernel.fileno()
-        self.proc = in_spawner(lambda: spawn_self(
-            "kernel", True, stdout=out_w, stderr=err_w, pass_fds=(cin_r, kfd),
-            env=dict(os.environ, CI_KERNEL_FDS="%d,%d" % (cin_r, kfd))))
-        fd_kernel.close()
-        for fd in (cin_r, out_w, err_w):
-            os.close(fd)
+        try:
+            self.proc = in_spawner(lambda: spawn_self(
+                "kernel", True, stdout=out_w, stderr=err_w, pass_fds=(cin_r, kfd),
+                env=dict(os.environ, CI_KERNEL_FDS="%d,%d" % (cin_r, kfd))))
+        except BaseException:  # e.g. no process left under the pids limit: nothing stays open
+            fd_agent.close()
+            for fd in (cin_w, out_r, err_r):
+                os.close(fd)
+            raise
+        finally:
+            fd_kernel.close()
+            for fd in (cin_r, out_w, err_w):
+                os.close(fd)
         self.cin, self.fdsock, self.out, self.err = cin_w, fd_agent, out_r, err_r
         for fd in (self.out, self.err):
             os.set_blocking(fd, False)
