@@ -47,8 +47,9 @@ export const RUNNER_BOOTSTRAP_PY = source("bootstrap.py");
 export const KILL_PY = source("killer.py");
 export const WORKSPACE_PY = source("workspace.py");
 export const KEEPER_PY = source("keeper.py");
-/** The session's resident agent (its relay and kernel too); see src/agent/. */
-export const AGENT_PY_SOURCE = source("agent.py");
+/** The session's resident agent (its relay, kernel and zygote too): agent.py and the parts its
+ * BUNDLE names, bundled by src/agent/program.ts. */
+export const readPythonSource = source;
 /** The runner's largest frame payload (runner.py MAX_FRAME); anything longer is forged. */
 export const MAX_FRAME_BYTES = 1 << 16;
 /** Exit codes of workspace.py. */

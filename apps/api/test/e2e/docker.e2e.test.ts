@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
-import { executorLimits, loadConfig } from "../../src/config.js";
+import { executorLimits, loadConfig, type Config } from "../../src/config.js";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { dockerInspector, trackCreatedContainers } from "./docker-platform.js";
@@ -16,7 +16,7 @@ import { E2E_ENV, FaultyFileStore, listenApp, requireDockerEngine } from "./supp
 
 const config = loadConfig({ ...E2E_ENV });
 
-function backendFor(docker: Dockerode) {
+function backendFor(docker: Dockerode, config: Config) {
   return createDockerBackend({
     docker,
     image: config.executorImage,
@@ -34,7 +34,7 @@ async function setup(): Promise<E2EEnv> {
   );
   const docker = new Dockerode();
   const created = trackCreatedContainers(docker);
-  const backend = backendFor(docker);
+  const backend = backendFor(docker, config);
   const server = await listenApp({ backend, files, config });
   const inspect = dockerInspector({ docker: new Dockerode(), created, image: config.executorImage });
 
@@ -55,6 +55,10 @@ async function setup(): Promise<E2EEnv> {
         apiTimeoutMs: 5_000,
       });
       return listenApp({ backend: dead, files, config });
+    },
+    startWith: async (overrides) => {
+      const c = loadConfig({ ...E2E_ENV, ...overrides });
+      return listenApp({ backend: backendFor(docker, c), files, config: c });
     },
     close: async () => {
       await server.close();

@@ -17,9 +17,10 @@ import { FakeApiServer, k8sInspector, kubeconfigFor, uniqueNamespace } from "./k
 import { describeApiE2E, type E2EEnv } from "./suite.js";
 import { E2E_ENV, FaultyFileStore, listenApp, requireDockerEngine } from "./support.js";
 
-function configFor(namespace: string) {
+function configFor(namespace: string, overrides: Record<string, string> = {}) {
   return loadConfig({
     ...E2E_ENV,
+    ...overrides,
     EXECUTOR_BACKEND: "kubernetes",
     KUBERNETES_EXECUTOR_NAMESPACE: namespace,
     KUBERNETES_IMAGE_PULL_POLICY: "IfNotPresent",
@@ -28,11 +29,15 @@ function configFor(namespace: string) {
 }
 
 /** Builds the backend exactly as the binary does, with KUBECONFIG set only for the call. */
-async function backendFromKubeconfig(path: string, namespace: string): Promise<Backend> {
+async function backendFromKubeconfig(
+  path: string,
+  namespace: string,
+  overrides: Record<string, string> = {},
+): Promise<Backend> {
   const saved = process.env.KUBECONFIG;
   process.env.KUBECONFIG = path;
   try {
-    return await createBackendFromConfig(configFor(namespace), pino({ level: "silent" }));
+    return await createBackendFromConfig(configFor(namespace, overrides), pino({ level: "silent" }));
   } finally {
     if (saved === undefined) delete process.env.KUBECONFIG;
     else process.env.KUBECONFIG = saved;
@@ -66,6 +71,10 @@ async function setup(): Promise<E2EEnv> {
       await writeFile(deadConfig, kubeconfigFor({ url: "http://127.0.0.1:9", token: "x" }, namespace));
       const dead = await backendFromKubeconfig(deadConfig, namespace);
       return listenApp({ backend: dead, files, config });
+    },
+    startWith: async (overrides) => {
+      const backend = await backendFromKubeconfig(kubeconfig, namespace, overrides);
+      return listenApp({ backend, files, config: configFor(namespace, overrides) });
     },
     close: async () => {
       await server.close();

@@ -232,10 +232,12 @@ describe("hole 3: the code cannot forge the runner's output (through HTTP)", { t
         "\n    try:\n        f = open(t, 'wb', buffering=0); f.write(forged); f.close(); reached.append(t)" +
         "\n    except OSError:\n        denied += 1" +
         // Descriptors this process holds beyond stdio: in a session the code runs inside the
-        // resident agent's Python process (an in-process interpreter, like a notebook kernel),
-        // whose own status pipe it can write — that can only change what this cell reports
-        // about itself. What must hold: no other process's channel is reachable, nothing
-        // forged is accepted as output or files.
+        // resident agent's Python kernel (an in-process interpreter, like a notebook kernel),
+        // which holds this cell's report pipe - a pipe made for this cell alone, closed when
+        // the cell is answered; only a well-formed report line counts there, garbage is
+        // dropped. Writing it can only change what this cell reports about itself. What must hold: no other process's channel is
+        // reachable, nothing forged is accepted as output or files, and the next cell's
+        // report is its own.
         "\nfor fd in os.listdir('/proc/self/fd'):" +
         "\n    if int(fd) > 2:" +
         "\n        try:\n            os.write(int(fd), forged)" +
@@ -245,12 +247,13 @@ describe("hole 3: the code cannot forge the runner's output (through HTTP)", { t
     );
     expect(r.stdout).toBe("reached [] denied True\n");
     expect(r.stdout).not.toContain("FORGED");
-    // 5 (the real one), or 1 when the forged bytes on the cell's own status pipe came first.
-    expect([1, 5]).toContain(r.exit_code);
+    // The real exit code: forged bytes on the cell's own report pipe are not a report.
+    expect(r.exit_code).toBe(5);
     expect(r.files).toEqual([]);
     // The session goes on answering with the code's real output.
     const next = await run(id, "execute", "print(2 + 2)");
     expect(next.stdout).toBe("4\n");
+    expect(next.exit_code).toBe(0);
     expect(next.files).toEqual([]);
     // Nothing forged reached the file store either.
     const stored = await api("/v1/files");

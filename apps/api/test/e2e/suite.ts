@@ -67,6 +67,8 @@ export interface E2EEnv {
   failFileOpen(fileId: string): void;
   /** A second API, same config, whose backend talks to an endpoint where nothing answers. */
   startUnreachable?(): Promise<{ baseUrl: string; close(): Promise<void> }>;
+  /** A second API on the same platform, its config E2E_ENV plus `overrides` (e.g. more memory). */
+  startWith(overrides: Record<string, string>): Promise<{ baseUrl: string; close(): Promise<void> }>;
   /** Stops the API(s) and removes whatever is left of the resources the env created. */
   close(): Promise<void>;
 }
@@ -1066,35 +1068,49 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
       const run = (id: string, code: string, more: Record<string, unknown> = {}) =>
         api(`/v1/sessions/${id}/execute`, { json: { code, ...more } });
 
-      it("variables, functions, imports and a large object persist across calls; reset clears them", async () => {
-        const id = await createSession();
-        const first = await run(id, "x = 5");
-        expect(first.body).toMatchObject({ exit_code: 0, state_reset: null });
-        expect((await run(id, "print(x)")).body).toMatchObject({ stdout: "5\n", exit_code: 0 });
-        await run(id, "def twice(v):\n    return 2 * v");
-        await run(id, "import json");
-        expect((await run(id, "print(twice(21))")).body).toMatchObject({ stdout: "42\n", exit_code: 0 });
-        expect((await run(id, "print(json.dumps({'a': x}))")).body).toMatchObject({
-          stdout: '{"a": 5}\n',
-        });
-        // The e2e containers have MEMORY_LIMIT_MB=128 (the agent and the kernel included): 64 MB.
-        expect((await run(id, "blob = bytearray(64 * 1024 * 1024)")).body).toMatchObject({ exit_code: 0 });
-        for (let i = 0; i < 9; i++) expect((await run(id, `y = ${i}`)).body).toMatchObject({ exit_code: 0 });
-        expect((await run(id, "len(blob)")).body).toMatchObject({ stdout: `${64 * 1024 * 1024}\n` });
-        // Bash shares the workspace, not the Python state; it does not disturb it.
-        expect((await api(`/v1/sessions/${id}/bash`, { json: { cmd: "echo $x" } })).body).toMatchObject({
-          stdout: "\n",
-          exit_code: 0,
-        });
-        const reset = await run(id, "print('blob' in globals(), 'x' in globals())", { reset: true });
-        expect(reset.body).toMatchObject({ stdout: "False False\n", exit_code: 0 });
-        expect(reset.body.state_reset).toEqual({ reason: expect.any(String) });
-        expect((await run(id, "print('after')")).body).toMatchObject({
-          stdout: "after\n",
-          state_reset: null,
-        });
-        expectError(await run(id, "1", { reset: "yes" }), [422]);
-        await deleteSession(id);
+      it("variables, functions, imports and a 100 MB object persist across calls; reset clears them", async () => {
+        // The e2e API runs with MEMORY_LIMIT_MB=128, too little for a 100 MB object beside the
+        // agent and its kernel: this test has an API of its own with 256 MB sessions.
+        const big = await env.startWith({ MEMORY_LIMIT_MB: "256" });
+        const bigApi = (path: string, opts?: RequestOpts) => call(big.baseUrl, path, opts);
+        const run = (id: string, code: string, more: Record<string, unknown> = {}) =>
+          bigApi(`/v1/sessions/${id}/execute`, { json: { code, ...more } });
+        const created = await bigApi("/v1/sessions", { json: { ttl_seconds: 300 } });
+        expect(created.status, created.text).toBe(201);
+        const id = created.body.session_id as string;
+        sessions.add(id);
+        try {
+          const first = await run(id, "x = 5");
+          expect(first.body).toMatchObject({ exit_code: 0, state_reset: null });
+          expect((await run(id, "print(x)")).body).toMatchObject({ stdout: "5\n", exit_code: 0 });
+          await run(id, "def twice(v):\n    return 2 * v");
+          await run(id, "import json");
+          expect((await run(id, "print(twice(21))")).body).toMatchObject({ stdout: "42\n", exit_code: 0 });
+          expect((await run(id, "print(json.dumps({'a': x}))")).body).toMatchObject({
+            stdout: '{"a": 5}\n',
+          });
+          expect((await run(id, "blob = bytearray(100 * 1024 * 1024)")).body).toMatchObject({ exit_code: 0 });
+          for (let i = 0; i < 9; i++)
+            expect((await run(id, `y = ${i}`)).body).toMatchObject({ exit_code: 0 });
+          expect((await run(id, "len(blob)")).body).toMatchObject({ stdout: `${100 * 1024 * 1024}\n` });
+          // Bash shares the workspace, not the Python state; it does not disturb it.
+          expect((await bigApi(`/v1/sessions/${id}/bash`, { json: { cmd: "echo $x" } })).body).toMatchObject({
+            stdout: "\n",
+            exit_code: 0,
+          });
+          const reset = await run(id, "print('blob' in globals(), 'x' in globals())", { reset: true });
+          expect(reset.body).toMatchObject({ stdout: "False False\n", exit_code: 0 });
+          expect(reset.body.state_reset).toEqual({ reason: expect.any(String) });
+          expect((await run(id, "print('after')")).body).toMatchObject({
+            stdout: "after\n",
+            state_reset: null,
+          });
+          expectError(await run(id, "1", { reset: "yes" }), [422]);
+          expect((await bigApi(`/v1/sessions/${id}`, { method: "DELETE" })).status).toBe(204);
+          sessions.delete(id);
+        } finally {
+          await big.close();
+        }
       });
 
       it("a timeout interrupts the cell and keeps the state", { retry: TIMING_RETRY }, async () => {
@@ -1123,6 +1139,74 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
         await deleteSession(id);
       });
 
+      /** Reads a streamed body until `text` was seen (null: to its end); what it read. */
+      const readUntil = async (reader: ReadableStreamDefaultReader<Uint8Array>, text: string | null) => {
+        let seen = "";
+        while (text === null || !seen.includes(text)) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          seen += new TextDecoder().decode(value);
+        }
+        return seen;
+      };
+
+      /** Processes in the session whose command line starts with `/bin/sleep <prefix>`. */
+      const sleepers = async (id: string, prefix: string) => {
+        const ps = await env.inspect.exec(id, [
+          "python3",
+          "-c",
+          `import os\nn = 0\nfor p in os.listdir('/proc'):\n    try:\n        c = open('/proc/%s/cmdline' % p, 'rb').read()\n    except Exception:\n        continue\n    n += c.startswith(b'/bin/sleep\\x00${prefix}')\nprint(n)`,
+        ]);
+        return Number(ps.stdout.toString().trim());
+      };
+
+      for (const how of ["timeout", "client disconnect"] as const)
+        it(`a cell's ${how} kills every process it started (subprocess, os.system, double-forked); the state stays`, async () => {
+          const id = await createSession();
+          await run(id, "x = 1");
+          const code = [
+            "import os, subprocess",
+            "p = subprocess.Popen(['/bin/sleep', '411'])",
+            "os.system('env -i /bin/sleep 412 &')",
+            "if os.fork() == 0:",
+            "    os.setsid()",
+            "    if os.fork() == 0:",
+            "        os.execv('/bin/sleep', ['/bin/sleep', '413'])",
+            "    os._exit(0)",
+            "print('started', flush=True)",
+            "while True:",
+            "    pass",
+          ].join("\n");
+          const abort = new AbortController();
+          const res = await fetch(`${env.baseUrl}/v1/sessions/${id}/execute/stream`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ code, timeout_ms: how === "timeout" ? 3000 : 30_000 }),
+            signal: abort.signal,
+          });
+          expect(res.status).toBe(200);
+          const reader = res.body!.getReader();
+          let seen = await readUntil(reader, "started");
+          expect(await sleepers(id, "41")).toBe(3);
+          if (how === "timeout") {
+            seen += await readUntil(reader, null);
+            expect(seen).toMatch(/"timed_out":\s*true/);
+          } else abort.abort();
+          await waitFor(
+            "the cell's processes to be killed",
+            async () => (await sleepers(id, "41")) === 0,
+            5_000,
+          );
+          // (after a disconnect the interrupted cell may still be ending: 409 until it has)
+          let next = await run(id, "print(x, p.poll())");
+          for (let i = 0; i < 50 && next.status === 409; i++) {
+            await new Promise((r) => setTimeout(r, 100));
+            next = await run(id, "print(x, p.poll())");
+          }
+          expect(next.body).toMatchObject({ stdout: "1 -9\n", state_reset: null });
+          await deleteSession(id);
+        });
+
       it("a client that leaves /bash/stream gets every process of the call killed, env -i children too", async () => {
         const id = await createSession();
         const abort = new AbortController();
@@ -1137,24 +1221,15 @@ export function describeApiE2E(name: string, setup: () => Promise<E2EEnv>): void
         });
         expect(res.status).toBe(200);
         const reader = res.body!.getReader();
-        let seen = "";
-        while (!seen.includes("started")) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          seen += new TextDecoder().decode(value);
-        }
+        const seen = await readUntil(reader, "started");
         expect(seen).toContain("started");
-        const sleepers = async () => {
-          const ps = await env.inspect.exec(id, [
-            "python3",
-            "-c",
-            "import os\nn = 0\nfor p in os.listdir('/proc'):\n    try:\n        c = open('/proc/%s/cmdline' % p, 'rb').read()\n    except Exception:\n        continue\n    n += c.startswith(b'/bin/sleep\\x0030')\nprint(n)",
-          ]);
-          return Number(ps.stdout.toString().trim());
-        };
-        expect(await sleepers()).toBe(2);
+        expect(await sleepers(id, "30")).toBe(2);
         abort.abort();
-        await waitFor("the call's processes to be killed", async () => (await sleepers()) === 0, 10_000);
+        await waitFor(
+          "the call's processes to be killed",
+          async () => (await sleepers(id, "30")) === 0,
+          10_000,
+        );
         // The session still answers.
         expect((await api(`/v1/sessions/${id}/bash`, { json: { cmd: "echo ok" } })).body).toMatchObject({
           stdout: "ok\n",

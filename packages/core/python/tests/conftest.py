@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -31,6 +32,26 @@ def program(name):
 
 def source(name, **consts):
     src = program(name)
+    for key, value in consts.items():
+        src, n = re.subn(r"^%s = .*$" % key, "%s = %s" % (key, json.dumps(value)), src, count=1, flags=re.M)
+        assert n == 1, key
+    return src
+
+
+AGENT_IMPORT = re.compile(r"^from agent_\w+ import (?:\([^)]*\)|.*)$", re.M)
+
+
+def agent_source(**consts):
+    """The agent's bundle, built as core's src/agent/program.ts builds it: the parts named by
+    agent.py's BUNDLE in that order, then agent.py, without their `from agent_* import` lines."""
+    with open(os.path.join(HERE, "agent.py")) as f:
+        main = f.read()
+    names = re.findall(r'"([\w.]+)"', re.search(r"^BUNDLE = \(([^)]*)\)", main, re.M).group(1))
+    parts = []
+    for name in names:
+        with open(os.path.join(HERE, name)) as f:
+            parts.append(f.read())
+    src = "\n".join(AGENT_IMPORT.sub("", p) for p in parts + [main])
     for key, value in consts.items():
         src, n = re.subn(r"^%s = .*$" % key, "%s = %s" % (key, json.dumps(value)), src, count=1, flags=re.M)
         assert n == 1, key
@@ -119,3 +140,24 @@ def runner(box, code, mode="python", stdin=b"", timeout_ms=5000, collect=False, 
     consts = {"WS": box["WS"], "CTL": box["CTL"]}
     proc = run_boot("runner.py", argv, consts, stdin=req, uid=uid, env=env, timeout=timeout_ms / 1000 + 20)
     return Run(proc)
+
+
+@pytest.fixture
+def agent(box):
+    """connect() -> a new agent_client.Client on the box's agent; every agent is killed after."""
+    from agent_client import Client
+    clients = []
+
+    def connect():
+        c = Client(box)
+        clients.append(c)
+        return c
+    yield connect
+    for c in clients:
+        c.close()
+    pids = {c.hello["pid"] for c in clients}
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass

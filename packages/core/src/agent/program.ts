@@ -1,10 +1,28 @@
 /**
- * The bytes and the command line of a session's relay: agent.py (with workspace.py's and
- * runner.py's sources as WORKSPACE_SRC and RUNNER_SRC: the agent reuses their file
- * operations, snapshot and collector) run through bootstrap.py, its
- * source first on the exec's stdin, then the frames.
+ * The bytes and the command line of a session's relay: the agent's bundle (with workspace.py's
+ * and runner.py's sources as WORKSPACE_SRC and RUNNER_SRC: the agent reuses their file
+ * operations, snapshot and collector) run through bootstrap.py, its source first on the exec's
+ * stdin, then the frames.
  */
-import { AGENT_PY_SOURCE, RUNNER_BOOTSTRAP_PY, RUNNER_PY, WORKSPACE_PY } from "../executor-scripts.js";
+import { RUNNER_BOOTSTRAP_PY, RUNNER_PY, WORKSPACE_PY, readPythonSource } from "../executor-scripts.js";
+
+const AGENT_IMPORT = /^from agent_\w+ import (?:\([^)]*\)|.*)$/gm;
+
+/**
+ * The agent is several files (python/agent*.py) sent as one program: the parts agent.py's
+ * `BUNDLE = (...)` names, in that order, then agent.py, each without its `from agent_* import`
+ * lines (the parts import each other's names only for pyflakes and pytest). The tests'
+ * conftest.py builds the same bundle.
+ */
+export function agentBundle(read: (name: string) => string = readPythonSource): string {
+  const main = read("agent.py");
+  const list = /^BUNDLE = \(([^)]*)\)/m.exec(main);
+  if (!list?.[1]) throw new Error("agent.py has no BUNDLE");
+  const names = [...list[1].matchAll(/"([\w.]+)"/g)].map((m) => m[1] as string);
+  return [...names.map(read), main].map((src) => src.replace(AGENT_IMPORT, "")).join("\n");
+}
+
+const AGENT_PY_SOURCE = agentBundle();
 
 export interface AgentPaths {
   /** Stands in for /workspace (tests on the host only). */
