@@ -7,16 +7,15 @@ import struct
 import subprocess
 import time
 
-from conftest import HERE, agent_source, boot_cmd
+from conftest import agent_source, boot_cmd
+from conftest import program as shipped_source
 
 HEADER = struct.Struct(">IBI")
 
 
 def program(box):
-    srcs = []
-    for name in ("workspace.py", "runner.py"):
-        with open(os.path.join(HERE, name)) as f:
-            srcs.append(f.read())
+    # As the API ships them (core's program.ts): runner.py joined with its runner_*.py parts.
+    srcs = [shipped_source("workspace.py"), shipped_source("runner.py")]
     agent = agent_source(WS=box["WS"], CTL=box["CTL"])
     return ("WORKSPACE_SRC = %s\nRUNNER_SRC = %s\n" % tuple(json.dumps(x) for x in srcs) + agent).encode()
 
