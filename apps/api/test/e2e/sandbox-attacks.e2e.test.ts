@@ -456,6 +456,8 @@ describe("file holes: writes stay in /workspace and are atomic (through HTTP)", 
       delete state.lastActiveAt;
       return { ls, raw, state };
     };
+    // A keepalive writes the state file first, so the snapshots compare like with like.
+    expect((await api(`/v1/sessions/${id}/keepalive`, { json: {} })).status).toBe(200);
     const before = await snapshot();
     const forged = Buffer.from('{"expiresAt": 99999999999999}');
     // Small bodies, and bodies larger than what the API has read when it refuses the write.
