@@ -1,0 +1,127 @@
+/**
+ * The session layer's use of the warm pool (issue 10): a session create claims a ready
+ * member (the files are then staged into it, like into a cold one), a one-shot run claims
+ * one, runs exactly once in it and removes it off the response's critical path (tracked:
+ * close() waits for it; the reaper and the member's keeper cover a process that dies). When
+ * the platform has no pool, or WARM_POOL_SIZE is 0, every call answers null (cold path).
+ */
+import type { ExecResult, Logger, OneShotRequest } from "../backend.js";
+import { EXECUTOR_REAP_MARGIN_MS } from "../executor-scripts.js";
+import { runCode, stageFiles } from "../exec-runner.js";
+import { claimedName, isSessionId } from "../naming.js";
+import { assertUniqueSafePaths } from "../paths.js";
+import type { PlatformResource, SessionPlatform, SessionSpec } from "./platform.js";
+import { executorClaim, sessionClaim } from "./pool-platform.js";
+import { WarmPool, type WarmPoolEvents } from "./warm-pool.js";
+
+export interface WarmPoolSettings {
+  /** Ready members to keep (WARM_POOL_SIZE); 0 = no pool. */
+  size: number;
+  /** A member's keeper ends it this long after creation (WARM_POOL_MAX_AGE_SECONDS). @default 900 */
+  maxAgeSeconds?: number;
+  /** Cap on members + sessions (MAX_TOTAL_EXECUTORS); 0 = none. @default 0 */
+  maxTotal?: number;
+  /** How often members are listed (adoption, reaping). @default 5000 */
+  syncIntervalMs?: number;
+  /** Members made at the same time. @default 2 */
+  refillConcurrency?: number;
+  /** Metrics hooks. */
+  events?: WarmPoolEvents;
+}
+
+export interface PooledOptions {
+  logger: Logger;
+  now: () => number;
+  cpuSeconds: number;
+  maxFileBytes: number;
+}
+
+export class Pooled {
+  readonly pool: WarmPool | null;
+  private readonly background = new Set<Promise<void>>();
+
+  constructor(
+    private readonly platform: SessionPlatform,
+    settings: WarmPoolSettings | undefined,
+    private readonly o: PooledOptions,
+  ) {
+    const pp = platform.pool;
+    this.pool =
+      pp && settings && settings.size > 0
+        ? new WarmPool(pp, {
+            ...settings,
+            logger: o.logger,
+            now: o.now,
+            countSessions: () => this.countSessionResources(),
+          })
+        : null;
+  }
+
+  start(): void {
+    this.pool?.start();
+  }
+
+  /** A claimed member as the session `spec(id)` describes, or null (no pool, or a miss). */
+  async claimSession(spec: (id: string) => SessionSpec): Promise<PlatformResource | null> {
+    if (!this.pool) return null;
+    const at = this.o.now();
+    return this.pool.claim("session", (m) => sessionClaim(spec(claimedName(m.name, "session")), at));
+  }
+
+  /** The one-shot run on a claimed member, or null when no member was claimed. */
+  async execute(req: OneShotRequest): Promise<ExecResult | null> {
+    const pp = this.platform.pool;
+    if (!this.pool || !pp) return null;
+    assertUniqueSafePaths(req.files.map((f) => f.path));
+    const now = this.o.now();
+    const r = await this.pool.claim("executor", () =>
+      executorClaim(now + req.timeoutMs + EXECUTOR_REAP_MARGIN_MS, now),
+    );
+    if (!r) return null;
+    const removed = { done: false };
+    const remove = async () => {
+      if (removed.done) return;
+      removed.done = true;
+      await pp.removeMember(r);
+    };
+    try {
+      const t = this.platform.transport(r);
+      await stageFiles(t, req.files, { maxFileBytes: this.o.maxFileBytes });
+      return await runCode(t, req, {
+        cpuSeconds: this.o.cpuSeconds,
+        maxFileBytes: this.o.maxFileBytes,
+        kill: remove,
+      });
+    } finally {
+      // Used exactly once: removed, never returned to the pool. Off the critical path.
+      const p: Promise<void> = remove()
+        .catch((err: unknown) =>
+          this.o.logger.warn(
+            { sessionId: r.name, err: String(err) },
+            "removing a one-shot pool member failed",
+          ),
+        )
+        .finally(() => this.background.delete(p));
+      this.background.add(p);
+    }
+  }
+
+  /** Sessions on the platform (every process's), for the pool's global cap. */
+  private async countSessionResources(): Promise<number> {
+    const all = await this.platform.list({});
+    return all.filter((r) => isSessionId(r.name) && (r.phase === "running" || r.phase === "pending")).length;
+  }
+
+  /** Stops the pool (members stay for the next API process) and waits for removals. */
+  async close(): Promise<void> {
+    await this.pool?.close();
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  /** Stops the pool and removes every member. */
+  async drain(): Promise<number> {
+    const n = (await this.pool?.drain()) ?? 0;
+    await this.close();
+    return n;
+  }
+}
