@@ -12,11 +12,13 @@ import type {
   SessionSpec,
   SessionState,
 } from "@code-interpreter/core/backend-kit";
-import { STATE_FILE, executorCommands } from "@code-interpreter/core/backend-kit";
+import { LABEL_COMPONENT, STATE_FILE, executorCommands, mapLimit } from "@code-interpreter/core/backend-kit";
+import { ClaimCache } from "./claims.js";
 import { createOptions, type ContainerTemplate } from "./container-spec.js";
 import { mapDockerError, mapSessionError } from "./errors.js";
 import { findContainer, listContainers } from "./lookup.js";
 import { executeOneShot } from "./oneshot.js";
+import { DockerPoolPlatform } from "./pool.js";
 import { forceRemove, removeAndWait } from "./removal.js";
 import { readStateFile, writeStateFile } from "./state.js";
 import { DockerExecTransport } from "./transport.js";
@@ -32,14 +34,22 @@ export interface DockerPlatformOptions {
   now: () => number;
 }
 
+/** How long a lookup waits for the claim record of a just-claimed member (written off-path). */
+const CLAIM_RECORD_WAIT_MS = 3000;
+
 interface PingWithOptions {
   ping(opts: { abortSignal?: AbortSignal }): Promise<unknown>;
 }
 
 export class DockerPlatform implements SessionPlatform {
   readonly kind = "docker";
+  readonly pool: DockerPoolPlatform;
+  private readonly claims: ClaimCache;
 
-  constructor(private readonly o: DockerPlatformOptions) {}
+  constructor(private readonly o: DockerPlatformOptions) {
+    this.claims = new ClaimCache(o.docker, () => this.signal());
+    this.pool = new DockerPoolPlatform({ ...o, claims: this.claims });
+  }
 
   private signal(): AbortSignal {
     return AbortSignal.timeout(this.o.apiTimeoutMs);
@@ -86,19 +96,38 @@ export class DockerPlatform implements SessionPlatform {
     }
   }
 
-  find(id: string): Promise<PlatformResource | null> {
-    return findContainer(this.o.docker, id, this.signal());
+  async find(id: string): Promise<PlatformResource | null> {
+    const r = await findContainer(this.o.docker, id, this.signal());
+    // A claim whose record another process is still writing: wait for it a moment.
+    return r && this.claims.resolve(r, CLAIM_RECORD_WAIT_MS);
   }
 
-  list(filter: { owner?: string }): Promise<PlatformResource[]> {
-    return listContainers(this.o.docker, "session", filter.owner, this.signal());
+  /**
+   * Session containers, claimed pool members resolved (see claims.ts). The owner is checked
+   * by the layer: a claimed session's owner is in its claim record, not in a label.
+   */
+  async list(): Promise<PlatformResource[]> {
+    const all = await this.resolved(await listContainers(this.o.docker, "session", undefined, this.signal()));
+    return all.filter((r) => r.tags[LABEL_COMPONENT] === "session");
   }
 
-  listExecutors(): Promise<PlatformResource[]> {
-    return listContainers(this.o.docker, "executor", undefined, this.signal());
+  /** One-shot executors: cold ones, and pool members claimed for a one-shot run. */
+  async listExecutors(): Promise<PlatformResource[]> {
+    const [cold, sessions] = await Promise.all([
+      listContainers(this.o.docker, "executor", undefined, this.signal()),
+      listContainers(this.o.docker, "session", undefined, this.signal()),
+    ]);
+    const claimed = await this.resolved(sessions.filter((r) => ClaimCache.isClaimed(r)));
+    return [...cold, ...claimed.filter((r) => r.tags[LABEL_COMPONENT] === "executor")];
+  }
+
+  /** Resolves claimed members (reading unknown claim records, a few at a time). */
+  private async resolved(list: PlatformResource[]): Promise<PlatformResource[]> {
+    return mapLimit(list, 8, (r) => this.claims.resolve(r).catch(() => r));
   }
 
   async remove(r: PlatformResource): Promise<"removed" | "gone"> {
+    this.claims.forget(r.handle);
     return (await forceRemove(this.o.docker, r.handle, this.signal())) === "removed" ? "removed" : "gone";
   }
 
@@ -106,11 +135,14 @@ export class DockerPlatform implements SessionPlatform {
     return new DockerExecTransport(this.container(r), { apiTimeoutMs: this.o.apiTimeoutMs });
   }
 
-  readState(r: PlatformResource): Promise<SessionState> {
+  async readState(r: PlatformResource): Promise<SessionState> {
+    await this.pool.settled(r.handle);
     return readStateFile(this.container(r), this.signal());
   }
 
   async writeState(r: PlatformResource, patch: SessionState): Promise<void> {
+    // Never before the claim record is stored: this write would not carry it.
+    await this.pool.settled(r.handle);
     await writeStateFile(this.container(r), patch, this.signal());
   }
 
@@ -130,6 +162,7 @@ export class DockerPlatform implements SessionPlatform {
   }
 
   async close(): Promise<void> {
-    // dockerode keeps no connections of its own beyond Node's agent; nothing else to stop.
+    // dockerode keeps no connections of its own beyond Node's agent; claim records in flight.
+    await this.pool.close();
   }
 }

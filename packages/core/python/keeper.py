@@ -11,6 +11,11 @@ state is where later keepalives and activity are read from:
   lines, values Go-quoted, so no value can forge a line), from which the keeper takes
   ANNOTATION_EXPIRES_AT and ANNOTATION_LAST_ACTIVE_AT (unix ms, digits only). The kubelet
   writes it and mounts it read-only: the code in the pod cannot extend its own life.
+A warm-pool member (issue 10) is started with the member's own lifetime (its max age); when
+it is claimed, the API adds a "claim" object to the JSON state record whose "keeper" object
+({"maxExpiresAt", "expiresAt", "idleTimeoutSeconds", "createdAt"}, integers) replaces the
+arguments from then on. Only the API writes the state file (root-owned, read-only for the
+code), so the code cannot give itself a longer life.
 slackSeconds (default 0) is added to the expiry and the idle deadline (never past the hard
 cap): on Kubernetes the kubelet refreshes the annotations file only on its sync period.
 
@@ -52,6 +57,21 @@ def deadline(state, hard, exp, idle, created, slack=0):
     if idle > 0:
         dl = min(dl, la + idle * 1000 + slack * 1000)
     return dl
+
+
+CLAIM_FIELDS = ("maxExpiresAt", "expiresAt", "idleTimeoutSeconds", "createdAt")
+
+
+def lifetime_of(state, hard, exp, idle, created):
+    """(hard, exp, idle, created): the claim's when the state record carries a well-formed
+    one (a claimed warm-pool member), else the keeper's arguments."""
+    claim = state.get("claim") if isinstance(state, dict) else None
+    k = claim.get("keeper") if isinstance(claim, dict) else None
+    if isinstance(k, dict):
+        vals = [k.get(f) for f in CLAIM_FIELDS]
+        if all(type(v) is int and v >= 0 for v in vals):
+            return tuple(vals)
+    return hard, exp, idle, created
 
 
 def parse_annotations(text):
@@ -125,11 +145,12 @@ def main(argv):
         reap()
         state = read_state(sp)
         try:
-            dl = deadline(state if state is not None else last, hard, exp, idle, created, slack)
+            cur = state if state is not None else last
+            dl = deadline(cur, *lifetime_of(cur, hard, exp, idle, created), slack=slack)
             if state is not None:
                 last = state
-        except (TypeError, ValueError):
-            dl = deadline(last, hard, exp, idle, created, slack)
+        except (TypeError, ValueError, AttributeError):
+            dl = deadline(last, *lifetime_of(last, hard, exp, idle, created), slack=slack)
         now = time.time() * 1000
         if now >= dl:
             sys.exit(0)

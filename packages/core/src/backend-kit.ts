@@ -5,7 +5,30 @@
  * Users of a backend need only the main entry (`@code-interpreter/core`).
  */
 export { SessionBackend, type SessionBackendOptions } from "./sessions/session-backend.js";
+export type { WarmPoolSettings } from "./sessions/pooled.js";
 export type { PlatformResource, ResourcePhase, SessionPlatform, SessionSpec } from "./sessions/platform.js";
+export {
+  POOL_SPEC_VERSION,
+  claimTarget,
+  claimedResource,
+  executorClaim,
+  memberLabels,
+  parseClaimRecord,
+  poolFingerprint,
+  sessionClaim,
+  type ClaimRecord,
+  type KeeperLifetime,
+  type PoolMemberSpec,
+  type PoolPlatform,
+} from "./sessions/pool-platform.js";
+export {
+  POOL_REAP_REASONS,
+  WarmPool,
+  type ClaimKind,
+  type PoolReapReason,
+  type WarmPoolEvents,
+  type WarmPoolOptions,
+} from "./sessions/warm-pool.js";
 export { KeyedMutex, mapLimit } from "./sessions/keyed-mutex.js";
 export {
   resolveCommonOptions,
@@ -51,6 +74,7 @@ export {
   LABEL_MAX_EXPIRES_AT,
   LABEL_METADATA,
   LABEL_OWNER,
+  LABEL_POOL,
   LABEL_REAP_AFTER,
   baseLabels,
   dockerLabelFilter,
@@ -72,10 +96,14 @@ export {
 } from "./lifetime.js";
 export {
   EXECUTOR_NAME_PREFIX,
+  POOL_NAME_PREFIX,
+  claimedName,
   isDns1123Label,
   isDockerName,
   isExecutorName,
+  isPoolMemberName,
   newExecutorName,
+  newPoolMemberName,
   newSessionId,
   type UuidSource,
 } from "./naming.js";

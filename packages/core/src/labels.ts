@@ -27,6 +27,12 @@ export const LABEL_METADATA = `${P}/metadata`;
 /** One-shot executors: unix seconds after which an orphan may be reaped. */
 export const LABEL_REAP_AFTER = `${P}/reap-after`;
 
+/**
+ * Warm-pool members (issue 10): the fingerprint of what the member was made with (image,
+ * limits, spec version). A member whose fingerprint differs from the current one is reaped.
+ */
+export const LABEL_POOL = `${P}/pool`;
+
 export type LabelMap = Record<string, string>;
 
 export function baseLabels(component: Component): LabelMap {

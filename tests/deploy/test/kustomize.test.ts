@@ -41,8 +41,8 @@ function render(dir: string): Obj[] {
 const scratch = mkdtempSync(join(tmpdir(), "ci-kustomize-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-/** The base plus some components, as an operator's own overlay would combine them. */
-function renderWith(components: string[]): Obj[] {
+/** The base plus some components (and more kustomization lines), as an operator's own overlay would. */
+function renderWith(components: string[], more: string[] = []): Obj[] {
   const dir = mkdtempSync(join(scratch, "overlay-"));
   writeFileSync(
     join(dir, "kustomization.yaml"),
@@ -51,6 +51,7 @@ function renderWith(components: string[]): Obj[] {
       "kind: Kustomization",
       `resources: [${relative(dir, join(DEPLOY, "base"))}]`,
       `components: [${components.map((c) => relative(dir, join(DEPLOY, "components", c))).join(", ")}]`,
+      ...more,
     ].join("\n"),
   );
   return render(dir);
@@ -295,7 +296,31 @@ describe("what each component changes", () => {
       EXECUTOR_IMAGE: "registry.example.com/code-interpreter-executor:0.1.0",
       MEMORY_LIMIT_MB: "512",
       FILE_SERVICE_URL: expect.stringMatching(/^http/),
+      WARM_POOL_SIZE: "4",
     });
+  });
+
+  it("the warm pool size is a ConfigMap value an overlay sets without editing deploy/", () => {
+    const cmOf = (objs: Obj[]) => objs.find((o) => o.kind === "ConfigMap")!.data as Record<string, string>;
+    expect(loadConfig(cmOf(render(join(DEPLOY, "base")))).warmPool).toMatchObject({
+      size: 2,
+      maxAgeSeconds: 600,
+    });
+    const objs = renderWith(
+      [],
+      [
+        "configMapGenerator:",
+        "  - name: code-interpreter-api-config",
+        "    behavior: merge",
+        "    literals: [WARM_POOL_SIZE=7, WARM_POOL_MAX_AGE_SECONDS=120]",
+      ],
+    );
+    expect(loadConfig(cmOf(objs)).warmPool).toMatchObject({ size: 7, maxAgeSeconds: 120 });
+    // The Deployment reads the merged ConfigMap (its name carries the new content's hash).
+    const dep = objs.find((o) => o.kind === "Deployment")!;
+    expect(dep.spec.template.spec.containers[0].envFrom[0].configMapRef.name).toBe(
+      objs.find((o) => o.kind === "ConfigMap")!.metadata.name,
+    );
   });
 });
 

@@ -59,6 +59,54 @@ def test_keeper_follows_an_extended_state_file(tmp_path):
     assert p.wait(timeout=10) == 0
 
 
+def claim_state(t, hard, exp, idle=0, extra=None):
+    rec = {"as": "session", "claimedAt": int(t), "tags": {},
+           "keeper": {"maxExpiresAt": int(hard), "expiresAt": int(exp),
+                      "idleTimeoutSeconds": idle, "createdAt": int(t)}}
+    s = {"expiresAt": int(exp), "lastActiveAt": int(t), "claim": rec}
+    s.update(extra or {})
+    return json.dumps(s)
+
+
+def test_keeper_of_a_claimed_pool_member_follows_the_claims_lifetime(tmp_path):
+    # A member made with a 1.5 s life, claimed for 60 s: it outlives its own age.
+    t = now_ms()
+    state = tmp_path / "state.json"
+    p = start_keeper(keeper_args(str(state), t + 1500, t + 1500, 0, t))
+    try:
+        state.write_text(claim_state(t, t + 60000, t + 60000))
+        time.sleep(2.5)
+        assert p.poll() is None
+        # Then it ends at the claim's deadline, not later.
+        state.write_text(claim_state(t, t + 60000, now_ms() + 300))
+        assert p.wait(timeout=10) == 0
+    finally:
+        p.kill()
+
+
+def test_keeper_of_a_claimed_member_enforces_the_claims_hard_cap_and_idle(tmp_path):
+    t = now_ms()
+    state = tmp_path / "state.json"
+    state.write_text(claim_state(t, t + 800, t + 60000))
+    p = start_keeper(keeper_args(str(state), t + 60000, t + 60000, 0, t))
+    assert p.wait(timeout=10) == 0
+    assert now_ms() - t < 5000
+    t = now_ms()
+    state.write_text(claim_state(t, t + 60000, t + 60000, idle=1))
+    p = start_keeper(keeper_args(str(state), t + 60000, t + 60000, 0, t))
+    assert p.wait(timeout=10) == 0
+    assert now_ms() - t < 5000
+
+
+def test_keeper_ignores_a_malformed_claim(tmp_path):
+    t = now_ms()
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"claim": {"keeper": {"maxExpiresAt": "x", "expiresAt": 1.5}}}))
+    p = start_keeper(keeper_args(str(state), t + 60000, t + 700, 0, t))
+    assert p.wait(timeout=10) == 0
+    assert now_ms() - t >= 600
+
+
 def test_keeper_idle_deadline_and_garbage_state(tmp_path):
     t = now_ms()
     state = tmp_path / "state.json"

@@ -11,6 +11,7 @@ import type { ExecTransport } from "../exec-runner.js";
 import type { LabelMap } from "../labels.js";
 import type { Lifetime } from "../lifetime.js";
 import type { SessionState } from "../session.js";
+import type { PoolPlatform } from "./pool-platform.js";
 
 /**
  * Where a resource is in its life, as far as the layer cares.
@@ -58,6 +59,11 @@ export interface SessionPlatform {
   readonly kind: string;
   /** @default all true */
   readonly capabilities?: Partial<BackendCapabilities>;
+  /**
+   * The warm pool's extension (issue 10), when the platform can keep ready members; the
+   * layer then claims one per session create and one-shot run (see pooled.ts).
+   */
+  readonly pool?: PoolPlatform;
 
   ping(): Promise<void>;
   /** One-shot execution in a fresh resource, always removed afterwards. */

@@ -18,30 +18,22 @@ import type {
   Scope,
   SessionFile,
   SessionInfo,
+  WarmPoolMonitor,
+  WarmPoolStats,
   WorkspaceEntry,
 } from "../backend.js";
 import { silentLogger } from "../backend.js";
-import {
-  BackendError,
-  BackendUnavailableError,
-  SessionExhaustedError,
-  SessionNotFoundError,
-  isCodeInterpreterError,
-  type CodeInterpreterError,
-} from "../errors.js";
-import { AgentChannelError, type AgentChannel } from "../agent/channel.js";
-import { AgentChannels } from "../agent/channels.js";
-import { isExpired, keepaliveExpiry, newLifetime } from "../lifetime.js";
-import { isSessionId, newSessionId } from "../naming.js";
-import { assertSafeWorkspacePath } from "../paths.js";
+import { BackendUnavailableError, SessionNotFoundError } from "../errors.js";
+import { keepaliveExpiry, newLifetime } from "../lifetime.js";
+import { newSessionId } from "../naming.js";
 import { inScope, lifetimeOf, sessionFromTags, sessionTags, type SessionState } from "../session.js";
 import { activityWriteIntervalMs } from "./activity.js";
-import { exhaustionError } from "./exhaustion.js";
-import { KeyedMutex } from "./keyed-mutex.js";
-import type { PlatformResource, SessionPlatform } from "./platform.js";
+import type { SessionPlatform, SessionSpec } from "./platform.js";
+import { Pooled, type WarmPoolSettings } from "./pooled.js";
 import { reapResources } from "./reaper.js";
-import { SessionStore, type Loaded } from "./session-store.js";
-import { validateCreateRequest, validateFileWrite, validateKeepaliveTtl } from "./validation.js";
+import { SessionCalls } from "./session-calls.js";
+import { SessionStore } from "./session-store.js";
+import { validateCreateRequest, validateKeepaliveTtl } from "./validation.js";
 
 export interface SessionBackendOptions {
   /** Hard cap on a session's life (SESSION_MAX_LIFETIME_SECONDS). */
@@ -66,6 +58,11 @@ export interface SessionBackendOptions {
    * agent and its state stay; the next call opens a new channel). @default 600000
    */
   agentChannelIdleMs?: number;
+  /**
+   * The warm pool (issue 10), used when the platform implements `pool`: ready members are
+   * claimed by session creates and one-shot runs. @default no pool (size 0)
+   */
+  warmPool?: WarmPoolSettings;
 }
 
 const ALL: BackendCapabilities = {
@@ -87,17 +84,10 @@ export class SessionBackend implements Backend {
   private readonly cpuSeconds: number;
   private readonly concurrency: number;
   private readonly pendingGraceMs: number;
-  /**
-   * Serialises the Python cells of one session in this API process: a second concurrent cell
-   * waits for the first (the agent itself answers 409 to a second cell arriving from another
-   * API process). Bash and file operations run concurrently: the agent handles them.
-   */
-  private readonly calls = new KeyedMutex();
-  /** One channel per session to its resident agent (opened on first use). */
-  private readonly channels: AgentChannels;
-  /** The resource each channel was opened for (its transport). */
-  private readonly resources = new Map<string, PlatformResource>();
+  /** Exec and file calls over each session's agent channel. */
+  private readonly sessionCalls: SessionCalls;
   private readonly store: SessionStore;
+  private readonly pooled: Pooled;
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -114,46 +104,34 @@ export class SessionBackend implements Backend {
     this.concurrency = Math.max(1, opts.concurrency ?? 8);
     this.pendingGraceMs = opts.pendingGraceMs ?? 120_000;
     this.store = new SessionStore(platform, this.logger, this.now, this.concurrency);
-    this.channels = new AgentChannels(
-      (id) => {
-        const r = this.resources.get(id);
-        if (!r) throw new SessionNotFoundError(id);
-        return this.platform.transport(r);
-      },
-      {
-        maxFileBytes: this.maxFileBytes,
-        cpuSeconds: this.cpuSeconds,
-        idleMs: opts.agentChannelIdleMs ?? 600_000,
-      },
-    );
+    this.sessionCalls = new SessionCalls(platform, this.store, {
+      maxFileBytes: this.maxFileBytes,
+      cpuSeconds: this.cpuSeconds,
+      agentChannelIdleMs: opts.agentChannelIdleMs ?? 600_000,
+      now: this.now,
+    });
+    this.pooled = new Pooled(platform, opts.warmPool, {
+      logger: this.logger,
+      now: this.now,
+      cpuSeconds: this.cpuSeconds,
+      maxFileBytes: this.maxFileBytes,
+    });
+    this.pooled.start();
   }
 
-  /** The session's agent channel (a new one when the resource changed, e.g. recreated). */
-  private channel(r: PlatformResource): AgentChannel {
-    const known = this.resources.get(r.name);
-    if (known && known.handle !== r.handle) this.channels.close(r.name);
-    this.resources.set(r.name, r);
-    return this.channels.get(r.name);
+  /** The warm pool (issue 10), or null when there is none. */
+  get warmPool(): WarmPoolMonitor | null {
+    return this.pooled.monitor;
   }
 
-  /**
-   * The checks of a session call. While this process's channel to the session's agent is
-   * open, the resource this process found when it opened it is used (its tags cannot change;
-   * a removed or stopped session breaks the channel, and the next call looks it up again):
-   * the hot path makes no platform request. Otherwise, the store's lookup.
-   */
-  private async loadForCall(id: string, scope: Scope | undefined): Promise<Loaded> {
-    const r = this.resources.get(id);
-    if (r && this.channels.get(id).open) {
-      const info = this.store.view(r);
-      if (info && inScope(info, scope) && !isExpired(lifetimeOf(info), this.now())) return { r, info };
-    }
-    return this.store.load(id, scope, false);
+  /** The warm pool's numbers (null without a pool): target size, ready members, members being made. */
+  warmPoolStats(): WarmPoolStats | null {
+    return this.pooled.monitor?.stats() ?? null;
   }
 
-  private forgetChannel(id: string): void {
-    this.channels.close(id);
-    this.resources.delete(id);
+  /** Removes every warm pool member (this process's and others') and stops the pool. */
+  drainWarmPool(): Promise<number> {
+    return this.pooled.drain();
   }
 
   async ping(): Promise<void> {
@@ -169,7 +147,7 @@ export class SessionBackend implements Backend {
   async execute(req: OneShotRequest): Promise<ExecResult> {
     this.assertOpen();
     try {
-      return await this.platform.execute(req);
+      return (await this.pooled.execute(req)) ?? (await this.platform.execute(req));
     } catch (err) {
       throw this.platform.mapError(err, "running the code");
     }
@@ -180,28 +158,34 @@ export class SessionBackend implements Backend {
     const v = validateCreateRequest(req, this.maxLifetimeSeconds);
     const lifetime = newLifetime(this.now(), v.ttlSeconds, this.maxLifetimeSeconds, v.idleTimeoutSeconds);
     const tags = sessionTags(lifetime, { owner: req.owner, metadata: v.metadata });
-    const id = newSessionId();
     const idle = v.idleTimeoutSeconds;
     const slack = idle ? Math.ceil(activityWriteIntervalMs(idle) / 1000) : 0;
-    let r: PlatformResource;
+    const spec = (id: string): SessionSpec => ({
+      id,
+      labels: tags.labels,
+      annotations: tags.annotations,
+      lifetime,
+      keeperIdleTimeoutSeconds: idle ? idle + slack : null,
+    });
+    // A ready member of the warm pool when there is one (no container start), else a cold one.
+    let r = await this.pooled.claimSession(spec);
+    const claimed = r !== null;
     try {
-      r = await this.platform.create({
-        id,
-        labels: tags.labels,
-        annotations: tags.annotations,
-        lifetime,
-        keeperIdleTimeoutSeconds: idle ? idle + slack : null,
-      });
+      r ??= await this.platform.create(spec(newSessionId()));
     } catch (err) {
       throw this.platform.mapError(err, "creating the session");
     }
+    const id = r.name;
     try {
-      // Starts the session's resident agent (and puts the files in through it).
-      const ch = this.channel(r);
+      // Starts the session's resident agent (and puts the files in through it). A claimed
+      // member answers at once; its agent starts while the answer travels (the first call
+      // waits for it if it must).
+      const ch = this.sessionCalls.channel(r);
       if (req.files.length > 0) await ch.stage(req.files, this.maxFileBytes);
-      else await ch.hello();
+      else if (!claimed) await ch.hello();
+      else ch.hello().catch(() => undefined);
     } catch (err) {
-      this.forgetChannel(id);
+      this.sessionCalls.forget(id);
       await this.platform
         .remove(r)
         .catch((e: unknown) =>
@@ -211,7 +195,7 @@ export class SessionBackend implements Backend {
     }
     const info = sessionFromTags(id, { ...tags.annotations, ...tags.labels }, {}, "running");
     if (!info) throw this.platform.mapError(new Error("the new session's tags are unreadable"), "creating");
-    this.logger.info({ sessionId: id, expiresAt: info.expiresAt }, "session created");
+    this.logger.info({ sessionId: id, expiresAt: info.expiresAt, warmPool: claimed }, "session created");
     return info;
   }
 
@@ -244,7 +228,7 @@ export class SessionBackend implements Backend {
       throw this.platform.mapError(err, "deleting the session", id);
     }
     this.store.cache.forget(id);
-    this.forgetChannel(id);
+    this.sessionCalls.forget(id);
     if (outcome === "gone" || !live) throw new SessionNotFoundError(id);
     this.logger.info({ sessionId: id }, "session deleted");
   }
@@ -270,26 +254,7 @@ export class SessionBackend implements Backend {
 
   async execInSession(id: string, req: ExecRequest, scope?: Scope): Promise<ExecResult> {
     this.assertOpen();
-    if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
-    const go = async (): Promise<ExecResult> => {
-      const s = await this.loadForCall(id, scope);
-      try {
-        const ch = this.channel(s.r);
-        this.store.touch(s);
-        const { resetState, ...run } = req;
-        const reset = resetState ? await ch.reset() : null;
-        const result = await ch.run(run);
-        // The program never ran (no exit status, no timeout): was there no process slot for it?
-        const neverRan = result.exitCode === null && !result.timedOut && !result.stateReset;
-        const exhausted = exhaustionError(id, result) ?? (neverRan ? await this.probe(s.r, id) : null);
-        if (exhausted) throw exhausted;
-        return { ...result, stateReset: result.stateReset ?? reset ?? null };
-      } catch (err) {
-        throw await this.fail(err, s.r, id, "running code in the session");
-      }
-    };
-    // Python cells of one session run one after another; bash commands run side by side.
-    return req.language === "python" || req.resetState ? this.calls.run(id, go) : go();
+    return this.sessionCalls.exec(id, req, scope);
   }
 
   async writeSessionFile(
@@ -299,38 +264,17 @@ export class SessionBackend implements Backend {
     scope?: Scope,
   ): Promise<WorkspaceEntry> {
     this.assertOpen();
-    validateFileWrite(path, file.size, this.maxFileBytes);
-    if (!isSessionId(id)) throw new SessionNotFoundError(String(id));
-    const s = await this.loadForCall(id, scope);
-    try {
-      this.store.touch(s);
-      return await this.channel(s.r).write(path, file, this.maxFileBytes);
-    } catch (err) {
-      throw await this.fail(err, s.r, id, "writing the file");
-    }
+    return this.sessionCalls.write(id, path, file, scope);
   }
 
   async readSessionFile(id: string, path: string, scope?: Scope): Promise<SessionFile> {
     this.assertOpen();
-    assertSafeWorkspacePath(path);
-    const s = await this.loadForCall(id, scope);
-    try {
-      this.store.touch(s);
-      return await this.channel(s.r).read(path, this.maxFileBytes);
-    } catch (err) {
-      throw await this.fail(err, s.r, id, "reading the file");
-    }
+    return this.sessionCalls.read(id, path, scope);
   }
 
   async listSessionFiles(id: string, scope?: Scope): Promise<WorkspaceEntry[]> {
     this.assertOpen();
-    const s = await this.loadForCall(id, scope);
-    try {
-      this.store.touch(s);
-      return await this.channel(s.r).list();
-    } catch (err) {
-      throw await this.fail(err, s.r, id, "listing the workspace");
-    }
+    return this.sessionCalls.list(id, scope);
   }
 
   async reap(now: number = this.now()): Promise<ReapReport> {
@@ -349,15 +293,15 @@ export class SessionBackend implements Backend {
     );
     for (const r of report.reaped) {
       this.store.cache.forget(r.id);
-      this.forgetChannel(r.id);
+      this.sessionCalls.forget(r.id);
     }
     return report;
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.channels.closeAll();
-      this.resources.clear();
+      await this.pooled.close();
+      this.sessionCalls.closeAll();
       await this.store.close();
       await this.platform.close();
     })();
@@ -368,38 +312,5 @@ export class SessionBackend implements Backend {
 
   protected assertOpen(): void {
     if (this.closing) throw new BackendUnavailableError(`the ${this.kind} backend is closed`);
-  }
-
-  private async fail(
-    err: unknown,
-    r: PlatformResource,
-    id: string,
-    what: string,
-  ): Promise<CodeInterpreterError> {
-    const exhausted = exhaustionError(id, err);
-    if (exhausted) return exhausted;
-    if (isCodeInterpreterError(err) && err.status < 500) return err;
-    const probed = await this.probe(r, id);
-    if (probed) return probed;
-    if (err instanceof AgentChannelError) {
-      // Gone with its container? Then the session is gone.
-      const still = await this.platform.find(id).catch(() => r);
-      if (!still || still.phase !== "running") return new SessionNotFoundError(id);
-      return new BackendError(
-        `${what}: the session's agent was lost (${err.message}). The code may have killed it or used up ` +
-          `the session's memory or processes; its Python state is gone. The next call starts a fresh ` +
-          `agent and its result says so (state_reset).`,
-        { cause: err },
-      );
-    }
-    if (isCodeInterpreterError(err)) return err;
-    return this.platform.mapError(err, what, id);
-  }
-
-  /** Asks the platform (when it can tell) whether the session's process limit is used up. */
-  private async probe(r: PlatformResource, id: string): Promise<SessionExhaustedError | null> {
-    if (!this.platform.processSlotsExhausted) return null;
-    const full = await this.platform.processSlotsExhausted(r).catch(() => false);
-    return full ? new SessionExhaustedError(id) : null;
   }
 }

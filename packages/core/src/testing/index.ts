@@ -5,3 +5,4 @@
  * `@code-interpreter/core/testing/conformance`.
  */
 export * from "./memory-backend.js";
+export * from "./memory-pool-platform.js";
