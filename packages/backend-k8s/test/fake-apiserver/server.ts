@@ -629,6 +629,7 @@ export class FakeApiServer {
           409,
           "Conflict",
           `Operation cannot be fulfilled on pods "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+          { name, kind: "pods" },
         ),
       );
       return;
