@@ -117,7 +117,9 @@ export class KubernetesPool implements PoolPlatform {
     }
   }
 
+  /** "gone" for a member already terminating (someone else's delete, or an earlier reap). */
   async removeMember(member: PlatformResource): Promise<"removed" | "gone"> {
+    if (member.phase === "removing") return "gone";
     try {
       // The uid precondition deletes exactly the member that was listed.
       await this.o.pods.delete(podNameOf(member), member.handle || undefined);
