@@ -98,7 +98,7 @@ export async function createBackendFromConfig(config: Config, logger: Logger): P
     });
   }
   const { createDockerBackend } = await import("@code-interpreter/backend-docker");
-  return createDockerBackend(common);
+  return createDockerBackend({ ...common, warmPool: config.warmPool });
 }
 
 export function createFileStoreFromConfig(config: Config): FileStore {

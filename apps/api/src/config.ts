@@ -59,6 +59,12 @@ export const envSchema = z.object({
   FILE_TTL_SEC: int(1).default(3600),
 
   MAX_SESSIONS: int(0).default(100),
+  /** Ready executors kept for session creates and one-shot runs (issue 10; Docker). 0 = no pool. */
+  WARM_POOL_SIZE: int(0, 1000).default(2),
+  /** A pool member's keeper ends it this long after its creation (also when no API is left). */
+  WARM_POOL_MAX_AGE_SECONDS: int(30, 86_400).default(600),
+  /** Cap on pool members + sessions on the engine. Default MAX_SESSIONS + WARM_POOL_SIZE (0: none). */
+  MAX_TOTAL_EXECUTORS: int(0).optional(),
   SESSION_MAX_LIFETIME_SECONDS: int(1).default(86_400),
   SESSION_REAPER_INTERVAL_SECONDS: num(0.1, 86_400).default(30),
   SHUTDOWN_TIMEOUT_SECONDS: num(0, 3600).default(25),
@@ -97,6 +103,11 @@ export const configSchema = envSchema.transform((e) => ({
   maxFileSizeBytes: Math.floor(e.MAX_FILE_SIZE_MB * 1024 * 1024),
   fileTtlSec: e.FILE_TTL_SEC,
   maxSessions: e.MAX_SESSIONS,
+  warmPool: {
+    size: e.WARM_POOL_SIZE,
+    maxAgeSeconds: e.WARM_POOL_MAX_AGE_SECONDS,
+    maxTotal: e.MAX_TOTAL_EXECUTORS ?? (e.MAX_SESSIONS > 0 ? e.MAX_SESSIONS + e.WARM_POOL_SIZE : 0),
+  },
   sessionMaxLifetimeSeconds: e.SESSION_MAX_LIFETIME_SECONDS,
   sessionReaperIntervalSeconds: e.SESSION_REAPER_INTERVAL_SECONDS,
   shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,

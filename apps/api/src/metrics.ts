@@ -33,6 +33,17 @@ export interface ApiMetrics {
   readonly sessionsLive: Gauge;
   /** Always 1: which backend and version this process runs. */
   readonly info: Gauge<"backend" | "version">;
+  /** Warm pool (issue 10): ready members this process knows of, read at scrape time. */
+  readonly warmPoolSize: Gauge;
+  /** Claims that got a ready member, by kind (session, executor). */
+  readonly warmPoolHits: Counter<"kind">;
+  /** Claims that found none (a cold start followed), by kind. */
+  readonly warmPoolMisses: Counter<"kind">;
+  readonly warmPoolClaimDuration: Histogram<"kind" | "outcome">;
+  /** Members that could not be made (each also logged at info). */
+  readonly warmPoolRefillFailures: Counter;
+  /** Members removed by the pool, by reason (max-age, fingerprint, shrink, cap, stopped, warm-failed). */
+  readonly warmPoolReaped: Counter<"reason">;
 }
 
 export interface MetricsOptions {
@@ -46,6 +57,7 @@ export interface MetricsOptions {
 type SessionCounter = () => Promise<number | null>;
 
 const sessionSources = new WeakMap<Gauge, SessionCounter>();
+const poolSources = new WeakMap<Gauge, () => number | null>();
 
 export function createMetrics(opts: MetricsOptions = {}): ApiMetrics {
   const registry = opts.registry ?? new Registry();
@@ -67,8 +79,48 @@ export function createMetrics(opts: MetricsOptions = {}): ApiMetrics {
       }
     },
   });
+  const warmPoolSize: Gauge = new Gauge({
+    name: `${p}warm_pool_size`,
+    help: "Ready warm pool members this API process knows of (its own and adopted ones)",
+    registers,
+    collect() {
+      const n = poolSources.get(warmPoolSize)?.();
+      if (typeof n === "number") warmPoolSize.set(n);
+    },
+  });
   return {
     registry,
+    warmPoolSize,
+    warmPoolHits: new Counter({
+      name: `${p}warm_pool_hits_total`,
+      help: "Warm pool claims that got a ready member, by kind (session, executor)",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    warmPoolMisses: new Counter({
+      name: `${p}warm_pool_misses_total`,
+      help: "Warm pool claims that found no ready member (a cold start followed), by kind",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    warmPoolClaimDuration: new Histogram({
+      name: `${p}warm_pool_claim_duration_seconds`,
+      help: "Time to claim a warm pool member (or find none), by kind and outcome",
+      labelNames: ["kind", "outcome"] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    warmPoolRefillFailures: new Counter({
+      name: `${p}warm_pool_refill_failures_total`,
+      help: "Warm pool members that could not be made (each is logged at info)",
+      registers,
+    }),
+    warmPoolReaped: new Counter({
+      name: `${p}warm_pool_reaped_total`,
+      help: "Warm pool members removed by the pool, by reason",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
     executions: new Counter({
       name: `${p}executions_total`,
       help: "Code executions by route and outcome",
@@ -135,14 +187,26 @@ export function createMetrics(opts: MetricsOptions = {}): ApiMetrics {
 }
 
 /**
- * Ties the metrics to a backend: the info series, and the live-sessions gauge (countSessions).
+ * Ties the metrics to a backend: the info series, the live-sessions gauge (countSessions) and
+ * the warm pool's series (when the backend keeps a pool). Returns what unbinds the pool hooks.
  */
-export function bindBackend(metrics: ApiMetrics, backend: Backend): void {
+export function bindBackend(metrics: ApiMetrics, backend: Backend): () => void {
   metrics.info.reset();
   metrics.info.set({ backend: backend.kind, version: API_VERSION }, 1);
   sessionSources.set(metrics.sessionsLive, async () => {
     if (!backend.capabilities.sessions) return null;
     return backend.countSessions();
+  });
+  const pool = backend.warmPool;
+  if (!pool) return () => undefined;
+  poolSources.set(metrics.warmPoolSize, () => pool.stats().ready);
+  return pool.observe({
+    claim: (outcome, kind, seconds) => {
+      (outcome === "hit" ? metrics.warmPoolHits : metrics.warmPoolMisses).inc({ kind });
+      metrics.warmPoolClaimDuration.observe({ kind, outcome }, seconds);
+    },
+    refillFailed: () => metrics.warmPoolRefillFailures.inc(),
+    reaped: (reason) => metrics.warmPoolReaped.inc({ reason }),
   });
 }
 

@@ -33,6 +33,7 @@ describe("loadConfig defaults", () => {
       maxFileSizeBytes: 100 * 1024 * 1024,
       fileTtlSec: 3600,
       maxSessions: 100,
+      warmPool: { size: 2, maxAgeSeconds: 600, maxTotal: 102 },
       sessionMaxLifetimeSeconds: 86_400,
       dockerHost: undefined,
       kubernetes: {
@@ -44,6 +45,21 @@ describe("loadConfig defaults", () => {
         runtimeClass: undefined,
       },
     });
+  });
+
+  it("warm pool settings: size, max age, and the cap of pool + sessions", () => {
+    expect(loadConfig({ WARM_POOL_SIZE: "0" }).warmPool).toEqual({
+      size: 0,
+      maxAgeSeconds: 600,
+      maxTotal: 100,
+    });
+    expect(loadConfig({ MAX_SESSIONS: "0" }).warmPool.maxTotal).toBe(0);
+    expect(
+      loadConfig({ WARM_POOL_SIZE: "5", WARM_POOL_MAX_AGE_SECONDS: "120", MAX_TOTAL_EXECUTORS: "50" })
+        .warmPool,
+    ).toEqual({ size: 5, maxAgeSeconds: 120, maxTotal: 50 });
+    expect(configError({ WARM_POOL_SIZE: "-1" }).issues[0]).toMatch(/^WARM_POOL_SIZE: /);
+    expect(configError({ WARM_POOL_MAX_AGE_SECONDS: "5" }).issues[0]).toMatch(/^WARM_POOL_MAX_AGE_SECONDS: /);
   });
 
   it("empty and blank variables count as unset", () => {

@@ -71,6 +71,7 @@ describe("npm start against a named engine that does not answer", () => {
         PORT: String(port),
         FILE_STORAGE_DIR: join(dir, "files"),
         LOG_LEVEL: "warn",
+        WARM_POOL_SIZE: "0",
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -15,6 +15,7 @@ import {
   SessionBackend,
   resolveCommonOptions,
   type CommonBackendOptions,
+  type WarmPoolSettings,
 } from "@code-interpreter/core/backend-kit";
 import { containerTemplate } from "./container-spec.js";
 import { DockerPlatform } from "./platform.js";
@@ -28,6 +29,12 @@ export interface DockerBackendOptions extends CommonBackendOptions {
   image?: string;
   /** Upper bound for one control call to the engine (inspect, create, remove, ...). @default 30000 */
   apiTimeoutMs?: number;
+  /**
+   * Ready containers kept for session creates and one-shot runs (issue 10): `size` members,
+   * each hardened exactly like a session, ended by their keeper after `maxAgeSeconds`.
+   * @default no pool
+   */
+  warmPool?: WarmPoolSettings;
 }
 
 export const DEFAULT_IMAGE = "code-interpreter-executor:latest";
@@ -50,7 +57,11 @@ export class DockerBackend extends SessionBackend {
       logger: common.logger,
       now: common.now,
     });
-    super(platform, { ...common, cpuTimeLimitSec: common.limits.cpuTimeLimitSec });
+    super(platform, {
+      ...common,
+      cpuTimeLimitSec: common.limits.cpuTimeLimitSec,
+      ...(opts.warmPool ? { warmPool: opts.warmPool } : {}),
+    });
   }
 }
 

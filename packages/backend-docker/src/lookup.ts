@@ -38,17 +38,18 @@ export async function findContainer(
   };
 }
 
-/** Containers (any state) carrying both identity labels of `component`. */
+/** Containers (any state) carrying both identity labels of `component` (or matching `filters`). */
 export async function listContainers(
   docker: Dockerode,
   component: Component,
   owner: string | undefined,
   signal: AbortSignal,
+  filters?: Record<string, string[]>,
 ): Promise<PlatformResource[]> {
   const extra: Record<string, string> = owner === undefined ? {} : { [LABEL_OWNER]: owner };
   const list = await docker.listContainers({
     all: true,
-    filters: dockerLabelFilter(component, extra),
+    filters: filters ?? dockerLabelFilter(component, extra),
     abortSignal: signal,
   });
   return list.flatMap((c) => {

@@ -12,11 +12,13 @@ import type {
   SessionSpec,
   SessionState,
 } from "@code-interpreter/core/backend-kit";
-import { STATE_FILE, executorCommands } from "@code-interpreter/core/backend-kit";
+import { LABEL_COMPONENT, STATE_FILE, executorCommands, mapLimit } from "@code-interpreter/core/backend-kit";
+import { ClaimCache } from "./claims.js";
 import { createOptions, type ContainerTemplate } from "./container-spec.js";
 import { mapDockerError, mapSessionError } from "./errors.js";
 import { findContainer, listContainers } from "./lookup.js";
 import { executeOneShot } from "./oneshot.js";
+import { DockerPoolPlatform } from "./pool.js";
 import { forceRemove, removeAndWait } from "./removal.js";
 import { readStateFile, writeStateFile } from "./state.js";
 import { DockerExecTransport } from "./transport.js";
@@ -38,8 +40,13 @@ interface PingWithOptions {
 
 export class DockerPlatform implements SessionPlatform {
   readonly kind = "docker";
+  readonly pool: DockerPoolPlatform;
+  private readonly claims: ClaimCache;
 
-  constructor(private readonly o: DockerPlatformOptions) {}
+  constructor(private readonly o: DockerPlatformOptions) {
+    this.claims = new ClaimCache(o.docker, () => this.signal());
+    this.pool = new DockerPoolPlatform({ ...o, claims: this.claims });
+  }
 
   private signal(): AbortSignal {
     return AbortSignal.timeout(this.o.apiTimeoutMs);
@@ -86,19 +93,37 @@ export class DockerPlatform implements SessionPlatform {
     }
   }
 
-  find(id: string): Promise<PlatformResource | null> {
-    return findContainer(this.o.docker, id, this.signal());
+  async find(id: string): Promise<PlatformResource | null> {
+    const r = await findContainer(this.o.docker, id, this.signal());
+    return r && this.claims.resolve(r);
   }
 
-  list(filter: { owner?: string }): Promise<PlatformResource[]> {
-    return listContainers(this.o.docker, "session", filter.owner, this.signal());
+  /**
+   * Session containers, claimed pool members resolved (see claims.ts). The owner is checked
+   * by the layer: a claimed session's owner is in its claim record, not in a label.
+   */
+  async list(): Promise<PlatformResource[]> {
+    const all = await this.resolved(await listContainers(this.o.docker, "session", undefined, this.signal()));
+    return all.filter((r) => r.tags[LABEL_COMPONENT] === "session");
   }
 
-  listExecutors(): Promise<PlatformResource[]> {
-    return listContainers(this.o.docker, "executor", undefined, this.signal());
+  /** One-shot executors: cold ones, and pool members claimed for a one-shot run. */
+  async listExecutors(): Promise<PlatformResource[]> {
+    const [cold, sessions] = await Promise.all([
+      listContainers(this.o.docker, "executor", undefined, this.signal()),
+      listContainers(this.o.docker, "session", undefined, this.signal()),
+    ]);
+    const claimed = await this.resolved(sessions.filter((r) => ClaimCache.isClaimed(r)));
+    return [...cold, ...claimed.filter((r) => r.tags[LABEL_COMPONENT] === "executor")];
+  }
+
+  /** Resolves claimed members (reading unknown claim records, a few at a time). */
+  private async resolved(list: PlatformResource[]): Promise<PlatformResource[]> {
+    return mapLimit(list, 8, (r) => this.claims.resolve(r).catch(() => r));
   }
 
   async remove(r: PlatformResource): Promise<"removed" | "gone"> {
+    this.claims.forget(r.handle);
     return (await forceRemove(this.o.docker, r.handle, this.signal())) === "removed" ? "removed" : "gone";
   }
 

@@ -128,3 +128,48 @@ export async function sessionContainersWithLabels(id: string): Promise<Dockerode
 }
 
 export { readAll };
+
+/** What a pooled backend's pool reported: claims by outcome ("hit:session", "miss:executor", ...). */
+export interface PoolProbe {
+  claims: string[];
+  hits(kind?: "session" | "executor"): number;
+}
+
+/** A backend with a warm pool of `size`, and a probe of its claims. */
+export function makePooledBackend(
+  size = 2,
+  extra: Partial<DockerBackendOptions> & { maxAgeSeconds?: number } = {},
+): { backend: DockerBackend; probe: PoolProbe } {
+  const claims: string[] = [];
+  const { maxAgeSeconds, ...rest } = extra;
+  const backend = makeBackend({
+    warmPool: {
+      size,
+      syncIntervalMs: 500,
+      ...(maxAgeSeconds ? { maxAgeSeconds } : {}),
+      events: { claim: (outcome, kind) => claims.push(`${outcome}:${kind}`) },
+    },
+    ...rest,
+  });
+  const probe: PoolProbe = {
+    claims,
+    hits: (kind) => claims.filter((c) => c === `hit:${kind ?? "session"}`).length,
+  };
+  return { backend, probe };
+}
+
+/** Waits until the backend's pool has `n` ready members. */
+export async function poolReady(backend: DockerBackend, n: number, ms = 60_000): Promise<void> {
+  const until = Date.now() + ms;
+  while ((backend.warmPoolStats()?.ready ?? 0) < n) {
+    if (Date.now() > until)
+      throw new Error(`the warm pool did not reach ${n} members: ${JSON.stringify(backend.warmPoolStats())}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Every container of ours on the engine (sessions, members, executors), by name. */
+export async function ourContainers(): Promise<string[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: ["app=code-interpreter"] } });
+  return list.map((c) => (c.Names[0] ?? "").replace(/^\//, ""));
+}

@@ -37,6 +37,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       MEMORY_LIMIT_MB: "128",
       // MAX_SESSIONS counts every session on the engine (per key when keys are set).
       MAX_SESSIONS: "10000",
+      // No warm pool: members would outlive the test server (the API's own tests cover the pool).
+      WARM_POOL_SIZE: "0",
       ...env,
     },
     handleSignals: false,

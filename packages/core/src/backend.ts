@@ -3,6 +3,7 @@
  * The API only talks to this; each method throws the typed errors from ./errors.js.
  */
 import type { Readable } from "node:stream";
+import type { WarmPoolEvents } from "./sessions/warm-pool.js";
 import type { ReapReason } from "./lifetime.js";
 
 export type Language = "python" | "bash";
@@ -135,10 +136,28 @@ export interface BackendCapabilities {
   reaper: boolean;
 }
 
+/** The numbers of a warm pool: its target size, ready members, members being made. */
+export interface WarmPoolStats {
+  size: number;
+  ready: number;
+  creating: number;
+}
+
+/** A backend's warm pool (issue 10), for metrics and operators. */
+export interface WarmPoolMonitor {
+  stats(): WarmPoolStats;
+  /** Adds metrics hooks (see WarmPoolEvents); returns the function that removes them. */
+  observe(events: WarmPoolEvents): () => void;
+  /** Stops the pool and removes every member on the platform (every process's). */
+  drain(): Promise<number>;
+}
+
 export interface Backend {
   /** "docker", "kubernetes", ... shown by /health. */
   readonly kind: string;
   readonly capabilities: BackendCapabilities;
+  /** The warm pool of ready executors, when the backend keeps one (null or absent: none). */
+  readonly warmPool?: WarmPoolMonitor | null;
 
   /** Resolves when the platform answers; throws BackendUnavailableError otherwise. */
   ping(): Promise<void>;

@@ -38,8 +38,11 @@ export {
   type SessionStatus,
   type StagedFile,
   type StateReset,
+  type WarmPoolMonitor,
+  type WarmPoolStats,
   type WorkspaceEntry,
 } from "./backend.js";
+export type { ClaimKind, PoolReapReason, WarmPoolEvents } from "./sessions/warm-pool.js";
 export { SESSION_NAME_PREFIX, isSessionId } from "./naming.js";
 export {
   PATH_LIMITS,

@@ -49,6 +49,8 @@ beforeAll(async () => {
     `PORT=${port}`,
     "-e",
     "LOG_LEVEL=warn",
+    "-e",
+    "WARM_POOL_SIZE=0",
     IMAGE,
   );
   await waitFor(base, "/readyz", 200, 60_000, () => docker("logs", name).catch(String));

@@ -39,6 +39,8 @@ beforeAll(async () => {
     DOCKER_SOCKET: engineSocket(),
     DOCKER_GID: String(engineSocketGid()),
     LOG_LEVEL: "warn",
+    // No warm pool: members would outlive `docker-compose down` (up to WARM_POOL_MAX_AGE_SECONDS).
+    WARM_POOL_SIZE: "0",
   };
 }, 900_000);
 

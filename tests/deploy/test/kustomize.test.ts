@@ -295,7 +295,36 @@ describe("what each component changes", () => {
       EXECUTOR_IMAGE: "registry.example.com/code-interpreter-executor:0.1.0",
       MEMORY_LIMIT_MB: "512",
       FILE_SERVICE_URL: expect.stringMatching(/^http/),
+      WARM_POOL_SIZE: "4",
     });
+  });
+
+  it("the warm pool size is a ConfigMap value an overlay sets without editing deploy/", () => {
+    const cmOf = (objs: Obj[]) => objs.find((o) => o.kind === "ConfigMap")!.data as Record<string, string>;
+    expect(loadConfig(cmOf(render(join(DEPLOY, "base")))).warmPool).toMatchObject({
+      size: 2,
+      maxAgeSeconds: 600,
+    });
+    const dir = mkdtempSync(join(scratch, "overlay-"));
+    writeFileSync(
+      join(dir, "kustomization.yaml"),
+      [
+        "apiVersion: kustomize.config.k8s.io/v1beta1",
+        "kind: Kustomization",
+        `resources: [${relative(dir, join(DEPLOY, "base"))}]`,
+        "configMapGenerator:",
+        "  - name: code-interpreter-api-config",
+        "    behavior: merge",
+        "    literals: [WARM_POOL_SIZE=7, WARM_POOL_MAX_AGE_SECONDS=120]",
+      ].join("\n"),
+    );
+    const objs = render(dir);
+    expect(loadConfig(cmOf(objs)).warmPool).toMatchObject({ size: 7, maxAgeSeconds: 120 });
+    // The Deployment reads the merged ConfigMap (its name carries the new content's hash).
+    const dep = objs.find((o) => o.kind === "Deployment")!;
+    expect(dep.spec.template.spec.containers[0].envFrom[0].configMapRef.name).toBe(
+      objs.find((o) => o.kind === "ConfigMap")!.metadata.name,
+    );
   });
 });
 

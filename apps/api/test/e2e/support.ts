@@ -86,6 +86,8 @@ export const E2E_ENV: Readonly<Record<string, string>> = {
   CPU_TIME_LIMIT_SEC: "20",
   // MAX_SESSIONS counts every session on the engine (other suites too): keep it out of the way.
   MAX_SESSIONS: "10000",
+  // These suites count and inspect containers: no warm pool (its own tests: warm-pool.e2e.test.ts).
+  WARM_POOL_SIZE: "0",
 };
 
 export interface RunningHttp {

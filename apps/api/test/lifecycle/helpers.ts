@@ -41,6 +41,8 @@ export function lifecycleEnv(env: Record<string, string> = {}): Record<string, s
     MAX_EXEC_TIMEOUT_MS: "30000",
     DEFAULT_EXEC_TIMEOUT_MS: "10000",
     SHUTDOWN_TIMEOUT_SECONDS: "5",
+    // These tests count containers: no warm pool (its own tests: e2e/warm-pool.e2e.test.ts).
+    WARM_POOL_SIZE: "0",
     ...env,
   };
 }

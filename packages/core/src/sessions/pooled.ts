@@ -5,7 +5,7 @@
  * close() waits for it; the reaper and the member's keeper cover a process that dies). When
  * the platform has no pool, or WARM_POOL_SIZE is 0, every call answers null (cold path).
  */
-import type { ExecResult, Logger, OneShotRequest } from "../backend.js";
+import type { ExecResult, Logger, OneShotRequest, WarmPoolMonitor, WarmPoolStats } from "../backend.js";
 import { EXECUTOR_REAP_MARGIN_MS } from "../executor-scripts.js";
 import { runCode, stageFiles } from "../exec-runner.js";
 import { claimedName, isSessionId } from "../naming.js";
@@ -17,7 +17,7 @@ import { WarmPool, type WarmPoolEvents } from "./warm-pool.js";
 export interface WarmPoolSettings {
   /** Ready members to keep (WARM_POOL_SIZE); 0 = no pool. */
   size: number;
-  /** A member's keeper ends it this long after creation (WARM_POOL_MAX_AGE_SECONDS). @default 900 */
+  /** A member's keeper ends it this long after creation (WARM_POOL_MAX_AGE_SECONDS). @default 600 */
   maxAgeSeconds?: number;
   /** Cap on members + sessions (MAX_TOTAL_EXECUTORS); 0 = none. @default 0 */
   maxTotal?: number;
@@ -38,7 +38,10 @@ export interface PooledOptions {
 
 export class Pooled {
   readonly pool: WarmPool | null;
+  /** The pool as Backend.warmPool shows it; null without a pool. */
+  readonly monitor: WarmPoolMonitor | null;
   private readonly background = new Set<Promise<void>>();
+  private readonly listeners = new Set<WarmPoolEvents>();
 
   constructor(
     private readonly platform: SessionPlatform,
@@ -46,6 +49,16 @@ export class Pooled {
     private readonly o: PooledOptions,
   ) {
     const pp = platform.pool;
+    if (settings?.events) this.listeners.add(settings.events);
+    const each = (f: (e: WarmPoolEvents) => void) => {
+      for (const e of this.listeners) {
+        try {
+          f(e);
+        } catch (err) {
+          o.logger.warn({ err: String(err) }, "a warm pool listener failed");
+        }
+      }
+    };
     this.pool =
       pp && settings && settings.size > 0
         ? new WarmPool(pp, {
@@ -53,8 +66,25 @@ export class Pooled {
             logger: o.logger,
             now: o.now,
             countSessions: () => this.countSessionResources(),
+            events: {
+              size: (n) => each((e) => e.size?.(n)),
+              claim: (outcome, kind, seconds) => each((e) => e.claim?.(outcome, kind, seconds)),
+              refillFailed: (err) => each((e) => e.refillFailed?.(err)),
+              reaped: (reason) => each((e) => e.reaped?.(reason)),
+            },
           })
         : null;
+    const pool = this.pool;
+    this.monitor = pool
+      ? {
+          stats: (): WarmPoolStats => pool.stats(),
+          observe: (events) => {
+            this.listeners.add(events);
+            return () => this.listeners.delete(events);
+          },
+          drain: () => this.drain(),
+        }
+      : null;
   }
 
   start(): void {

@@ -18,6 +18,8 @@ import type {
   Scope,
   SessionFile,
   SessionInfo,
+  WarmPoolMonitor,
+  WarmPoolStats,
   WorkspaceEntry,
 } from "../backend.js";
 import { silentLogger } from "../backend.js";
@@ -117,9 +119,14 @@ export class SessionBackend implements Backend {
     this.pooled.start();
   }
 
+  /** The warm pool (issue 10), or null when there is none. */
+  get warmPool(): WarmPoolMonitor | null {
+    return this.pooled.monitor;
+  }
+
   /** The warm pool's numbers (null without a pool): target size, ready members, members being made. */
-  warmPoolStats(): { size: number; ready: number; creating: number } | null {
-    return this.pooled.pool?.stats() ?? null;
+  warmPoolStats(): WarmPoolStats | null {
+    return this.pooled.monitor?.stats() ?? null;
   }
 
   /** Removes every warm pool member (this process's and others') and stops the pool. */

@@ -41,7 +41,7 @@ export interface WarmPoolEvents {
 export interface WarmPoolOptions {
   /** Target number of ready members (WARM_POOL_SIZE); 0 disables the pool. */
   size: number;
-  /** A member's keeper ends it this long after its creation (WARM_POOL_MAX_AGE_SECONDS). @default 900 */
+  /** A member's keeper ends it this long after its creation (WARM_POOL_MAX_AGE_SECONDS). @default 600 */
   maxAgeSeconds?: number;
   /**
    * Cap on members + sessions (MAX_TOTAL_EXECUTORS): no member is made, and members are
@@ -108,7 +108,7 @@ export class WarmPool {
   ) {
     if (!Number.isInteger(opts.size) || opts.size < 0) throw new Error("size must be an integer >= 0");
     this.size = opts.size;
-    this.maxAgeMs = (opts.maxAgeSeconds ?? 900) * 1000;
+    this.maxAgeMs = (opts.maxAgeSeconds ?? 600) * 1000;
     if (!(this.maxAgeMs > 0)) throw new Error("maxAgeSeconds must be positive");
     this.marginMs = opts.claimMarginMs ?? Math.min(60_000, this.maxAgeMs / 4);
     this.maxTotal = opts.maxTotal ?? 0;

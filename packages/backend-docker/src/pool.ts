@@ -1,0 +1,141 @@
+/**
+ * The Docker side of the warm pool (core's PoolPlatform, issue 10). Members are containers
+ * made by the session spec function (same hardening, same state volume) named
+ * `code-pool-<uuid>`, labelled `app=code-interpreter,component=session` plus LABEL_POOL (the
+ * fingerprint of image id, container template and spec version); their keeper ends them at
+ * their max age. A claim is one engine rename by the member's name to `code-session-<uuid>`
+ * (`claimTarget`): of two concurrent renames to the same target exactly one succeeds, the
+ * other answers 404 (the name is gone) or 400 (already its name) — "taken, try the next".
+ * The winner then writes the claim record into the state file (archive API).
+ */
+import type Dockerode from "dockerode";
+import type { Logger } from "@code-interpreter/core";
+import {
+  LABEL_APP,
+  LABEL_COMPONENT,
+  LABEL_POOL,
+  APP_NAME,
+  STATE_FILE,
+  claimTarget,
+  claimedResource,
+  executorCommands,
+  isPoolMemberName,
+  poolFingerprint,
+  type ClaimRecord,
+  type PlatformResource,
+  type PoolMemberSpec,
+  type PoolPlatform,
+} from "@code-interpreter/core/backend-kit";
+import type { ClaimCache } from "./claims.js";
+import { createOptions, type ContainerTemplate } from "./container-spec.js";
+import { engineStatus, mapDockerError } from "./errors.js";
+import { listContainers } from "./lookup.js";
+import { forceRemove, removeAndWait } from "./removal.js";
+import { writeClaim } from "./state.js";
+
+export interface DockerPoolOptions {
+  docker: Dockerode;
+  image: string;
+  template: ContainerTemplate;
+  apiTimeoutMs: number;
+  logger: Logger;
+  claims: ClaimCache;
+}
+
+export class DockerPoolPlatform implements PoolPlatform {
+  private imageId = "";
+
+  constructor(private readonly o: DockerPoolOptions) {}
+
+  /** Image (by id once known: a rebuilt tag changes it), container template, spec version. */
+  get fingerprint(): string {
+    return poolFingerprint({
+      platform: "docker",
+      image: this.o.image,
+      imageId: this.imageId,
+      template: this.o.template,
+    });
+  }
+
+  private signal(): AbortSignal {
+    return AbortSignal.timeout(this.o.apiTimeoutMs);
+  }
+
+  async createMember(spec: PoolMemberSpec): Promise<PlatformResource> {
+    const cmd = executorCommands.keeper({
+      statePath: STATE_FILE,
+      maxExpiresAt: spec.expiresAt,
+      expiresAt: spec.expiresAt,
+      idleTimeoutSeconds: null,
+      createdAt: spec.createdAt,
+    });
+    try {
+      const c = await this.o.docker.createContainer(
+        createOptions(this.o.template, spec.name, spec.labels, cmd, {
+          abortSignal: this.signal(),
+          stateVolume: true,
+        }),
+      );
+      await c.start({ abortSignal: this.signal() });
+      return {
+        name: spec.name,
+        handle: c.id,
+        tags: { ...spec.labels },
+        phase: "running",
+        createdAt: spec.createdAt,
+      };
+    } catch (err) {
+      await removeAndWait(this.o.docker, spec.name, this.o.apiTimeoutMs).catch((e: unknown) =>
+        this.o.logger.warn({ member: spec.name, err: String(e) }, "removing a half-made pool member failed"),
+      );
+      throw mapDockerError(err, "creating a warm pool member", this.o.image);
+    }
+  }
+
+  async listMembers(): Promise<PlatformResource[]> {
+    await this.refreshImageId();
+    const all = await listContainers(this.o.docker, "session", undefined, this.signal(), {
+      label: [`${LABEL_APP}=${APP_NAME}`, `${LABEL_COMPONENT}=session`, LABEL_POOL],
+      name: ["code-pool-"],
+    });
+    return all.filter((r) => isPoolMemberName(r.name) && !!r.tags[LABEL_POOL]);
+  }
+
+  async claimMember(member: PlatformResource, record: ClaimRecord): Promise<PlatformResource | null> {
+    const target = claimTarget(member);
+    try {
+      // By name: once someone renamed it, the old name no longer resolves.
+      await this.o.docker.getContainer(member.name).rename({ name: target, abortSignal: this.signal() });
+    } catch (err) {
+      const status = engineStatus(err);
+      if (status === 404 || status === 400 || status === 409) return null;
+      throw mapDockerError(err, "claiming a warm pool member", this.o.image);
+    }
+    try {
+      await writeClaim(this.o.docker.getContainer(member.handle), record, this.signal());
+    } catch (err) {
+      await forceRemove(this.o.docker, member.handle, this.signal()).catch(() => undefined);
+      throw mapDockerError(err, "recording a warm pool claim", this.o.image);
+    }
+    this.o.claims.remember(member.handle, record);
+    return { ...claimedResource(member, record), phase: "running" };
+  }
+
+  async removeMember(member: PlatformResource): Promise<"removed" | "gone"> {
+    this.o.claims.forget(member.handle);
+    return (await forceRemove(this.o.docker, member.handle, this.signal())) === "removed"
+      ? "removed"
+      : "gone";
+  }
+
+  /** The image's id (a rebuilt tag gets a new one, and members made from the old one are reaped). */
+  private async refreshImageId(): Promise<void> {
+    try {
+      const opts = { abortSignal: this.signal() } as Dockerode.ImageInspectOptions;
+      const info = await this.o.docker.getImage(this.o.image).inspect(opts);
+      this.imageId = info.Id;
+    } catch (err) {
+      this.o.logger.debug({ err: String(err) }, "inspecting the executor image failed");
+    }
+  }
+}
