@@ -144,7 +144,7 @@ describe("warm pool members", () => {
     await backend.deleteSession(s.id);
   });
 
-  it("of 20 concurrent claims of 3 members by two replicas, exactly one per member wins (409 for the rest)", async () => {
+  it("of 20 concurrent claims of 3 members by two replicas, exactly one per member wins (the rest: 409 Conflict, or found it taken)", async () => {
     const a = new ProbedBackend(backendOptions(fake));
     const b = new ProbedBackend(backendOptions(fake));
     backends.push(a, b);
@@ -177,6 +177,44 @@ describe("warm pool members", () => {
     const listed = (await b.listSessions()).map((x) => x.id);
     for (const r of won) expect(listed).toContain(r.name);
     for (const r of won) await b.deleteSession(r.name);
+  });
+
+  it("a claim whose answer is lost removes the pod it claimed; a member gone meanwhile is a miss", async () => {
+    const a = new ProbedBackend(backendOptions(fake));
+    backends.push(a);
+    const now = Date.now();
+    const [lost, gone] = await Promise.all(
+      [0, 1].map(() =>
+        a.k8s.pool.createMember({
+          name: `code-pool-${crypto.randomUUID()}`,
+          labels: memberLabels(a.k8s.pool.fingerprint),
+          createdAt: now,
+          expiresAt: now + 600_000,
+        }),
+      ),
+    );
+    const lifetime = newLifetime(Date.now(), 600, 3600, null);
+    const spec = {
+      id: "",
+      ...sessionTags(lifetime, { owner: null, metadata: {} }),
+      lifetime,
+      keeperIdleTimeoutSeconds: null,
+    };
+    // Applied by the apiserver, but the answer never arrives: a session no caller knows.
+    fake.clearRequests();
+    fake.loseNextPatchAnswer(NAMESPACE, lost!.name);
+    await expect(a.k8s.pool.claimMember(lost!, sessionClaim(spec, Date.now()))).rejects.toThrow();
+    // It was removed by the claimer, who found its own claim id on it.
+    expect(fake.requests.some((r) => r.method === "DELETE" && r.path.endsWith(`/pods/${lost!.name}`))).toBe(
+      true,
+    );
+    await eventually(
+      () => !pod(fake, lost!.name) || !!pod(fake, lost!.name).metadata?.deletionTimestamp,
+      30_000,
+      "the lost claim's pod deleted",
+    );
+    expect(await a.k8s.pool.removeMember(gone!)).toBe("removed");
+    expect(await a.k8s.pool.claimMember(gone!, sessionClaim(spec, Date.now()))).toBeNull();
   });
 
   it("two replicas doing 20 concurrent creates never hand out the same session or pod", async () => {
