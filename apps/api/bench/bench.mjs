@@ -16,6 +16,7 @@
 //   listing    GET /v1/sessions with BENCH_LIST_SESSIONS (default 100) live sessions
 //                                                      vs  raw label-filtered container list
 //              (target: under 0.5 s on an idle machine; one engine call, no exec per session)
+//   warm pool  session create and one-shot `print(1)` from the pool (bench/warm-pool.mjs)
 // Writes bench-results.json beside the current directory's package and prints a table.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,12 +26,14 @@ import Dockerode from "dockerode";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { createApp, executorLimits, loadConfig } from "../dist/index.js";
+import { measureWarmPool } from "./warm-pool.mjs";
 
 const N = Number(process.env.BENCH_ITERATIONS ?? 15);
 const LIST_SESSIONS = Number(process.env.BENCH_LIST_SESSIONS ?? 100);
 const WARMUP = 2;
 const CODE = "print(sum(range(1000)))";
-const config = loadConfig({ LOG_LEVEL: "silent", MAX_SESSIONS: "0" });
+// The pairs without a pool measure the cold path (the pool's pairs have their own backend).
+const config = loadConfig({ LOG_LEVEL: "silent", MAX_SESSIONS: "0", WARM_POOL_SIZE: "0" });
 const image = config.executorImage;
 const docker = new Dockerode();
 
@@ -134,6 +137,7 @@ async function main() {
   };
 
   const rows = [];
+  let poolClaims = null;
   try {
     const rawRun = await measure("raw docker run --rm", rawDockerRun);
     const rawEx = await measure("raw docker exec", rawExec);
@@ -181,6 +185,9 @@ async function main() {
       ],
     ];
     pairs.push(await measureListing(base, post));
+    const pool = await measureWarmPool({ docker, config, files, n: N, warmup: WARMUP });
+    pairs.push(...pool.pairs);
+    poolClaims = pool.claims;
     for (const [ours, baseline] of pairs) {
       rows.push({
         ...ours,
@@ -205,7 +212,17 @@ async function main() {
       `| ${r.name} | ${r.median.toFixed(0)} | ${r.p90.toFixed(0)} | ${r.baseline} | ${r.baselineMedian.toFixed(0)} | ${r.ratio.toFixed(2)}x |`,
     );
   }
-  writeFileSync("bench-results.json", JSON.stringify({ iterations: N, rows }, null, 2) + "\n");
+  if (poolClaims) {
+    const { sessions, oneShots } = poolClaims;
+    console.log(
+      `\nwarm pool claims: session creates ${sessions.hit} hits / ${sessions.miss} misses, ` +
+        `one-shots ${oneShots.hit} hits / ${oneShots.miss} misses`,
+    );
+  }
+  writeFileSync(
+    "bench-results.json",
+    JSON.stringify({ iterations: N, rows, warmPool: poolClaims }, null, 2) + "\n",
+  );
 }
 
 /** GET /v1/sessions with LIST_SESSIONS live sessions vs the raw label-filtered list; deletes them after. */

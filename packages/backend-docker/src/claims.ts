@@ -7,6 +7,7 @@
  * runs in the container) and cached by container id — it never changes after the claim, and a
  * new API process reads it the same way.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type Dockerode from "dockerode";
 import {
   LABEL_POOL,
@@ -17,6 +18,9 @@ import {
 import { isSessionId } from "@code-interpreter/core";
 import { isNotFound } from "./errors.js";
 import { readStateRecord } from "./state.js";
+
+/** How often a lookup waiting for a claim record reads the state file again. */
+const RECORD_POLL_MS = 50;
 
 /** Records kept; beyond it the oldest are dropped (read again when needed). */
 const MAX_CACHED = 10_000;
@@ -52,9 +56,14 @@ export class ClaimCache {
    * claimed member whose record is not written yet (a claim in flight) or unreadable stays as
    * it is (its tags are no session's: not found, not listed, left to its keeper).
    */
-  async resolve(r: PlatformResource): Promise<PlatformResource> {
+  async resolve(r: PlatformResource, waitMs = 0): Promise<PlatformResource> {
     if (!ClaimCache.isClaimed(r)) return r;
-    const record = await this.record(r);
+    const until = Date.now() + waitMs;
+    let record = await this.record(r);
+    while (!record && Date.now() < until) {
+      await sleep(RECORD_POLL_MS);
+      record = await this.record(r);
+    }
     return record ? claimedResource(r, record) : r;
   }
 

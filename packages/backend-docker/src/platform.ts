@@ -34,6 +34,9 @@ export interface DockerPlatformOptions {
   now: () => number;
 }
 
+/** How long a lookup waits for the claim record of a just-claimed member (written off-path). */
+const CLAIM_RECORD_WAIT_MS = 3000;
+
 interface PingWithOptions {
   ping(opts: { abortSignal?: AbortSignal }): Promise<unknown>;
 }
@@ -95,7 +98,8 @@ export class DockerPlatform implements SessionPlatform {
 
   async find(id: string): Promise<PlatformResource | null> {
     const r = await findContainer(this.o.docker, id, this.signal());
-    return r && this.claims.resolve(r);
+    // A claim whose record another process is still writing: wait for it a moment.
+    return r && this.claims.resolve(r, CLAIM_RECORD_WAIT_MS);
   }
 
   /**
@@ -131,11 +135,14 @@ export class DockerPlatform implements SessionPlatform {
     return new DockerExecTransport(this.container(r), { apiTimeoutMs: this.o.apiTimeoutMs });
   }
 
-  readState(r: PlatformResource): Promise<SessionState> {
+  async readState(r: PlatformResource): Promise<SessionState> {
+    await this.pool.settled(r.handle);
     return readStateFile(this.container(r), this.signal());
   }
 
   async writeState(r: PlatformResource, patch: SessionState): Promise<void> {
+    // Never before the claim record is stored: this write would not carry it.
+    await this.pool.settled(r.handle);
     await writeStateFile(this.container(r), patch, this.signal());
   }
 
@@ -155,6 +162,7 @@ export class DockerPlatform implements SessionPlatform {
   }
 
   async close(): Promise<void> {
-    // dockerode keeps no connections of its own beyond Node's agent; nothing else to stop.
+    // dockerode keeps no connections of its own beyond Node's agent; claim records in flight.
+    await this.pool.close();
   }
 }

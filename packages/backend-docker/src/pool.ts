@@ -6,7 +6,11 @@
  * their max age. A claim is one engine rename by the member's name to `code-session-<uuid>`
  * (`claimTarget`): of two concurrent renames to the same target exactly one succeeds, the
  * other answers 404 (the name is gone) or 400 (already its name) — "taken, try the next".
- * The winner then writes the claim record into the state file (archive API).
+ * The winner then writes the claim record into the state file (archive API) off the
+ * request's path (the archive API re-executes the daemon to extract, tens of ms; the rename
+ * takes a few): this process knows the record at once (ClaimCache), its own state writes wait
+ * for it (`settled`), and another process's lookup waits for it briefly (claims.ts). A record
+ * that cannot be written removes the container: it could never be anyone's session.
  */
 import type Dockerode from "dockerode";
 import type { Logger } from "@code-interpreter/core";
@@ -44,6 +48,8 @@ export interface DockerPoolOptions {
 
 export class DockerPoolPlatform implements PoolPlatform {
   private imageId = "";
+  /** Claim records being written, by container id. */
+  private readonly pending = new Map<string, Promise<void>>();
 
   constructor(private readonly o: DockerPoolOptions) {}
 
@@ -111,14 +117,32 @@ export class DockerPoolPlatform implements PoolPlatform {
       if (status === 404 || status === 400 || status === 409) return null;
       throw mapDockerError(err, "claiming a warm pool member", this.o.image);
     }
-    try {
-      await writeClaim(this.o.docker.getContainer(member.handle), record, this.signal());
-    } catch (err) {
-      await forceRemove(this.o.docker, member.handle, this.signal()).catch(() => undefined);
-      throw mapDockerError(err, "recording a warm pool claim", this.o.image);
-    }
     this.o.claims.remember(member.handle, record);
+    const handle = member.handle;
+    const write = writeClaim(this.o.docker.getContainer(handle), record, this.signal())
+      .catch(async (err: unknown) => {
+        this.o.claims.forget(handle);
+        // Gone meanwhile (a one-shot already done, a delete): nothing to record any more.
+        const outcome = await forceRemove(this.o.docker, handle, this.signal()).catch(() => "failed");
+        if (outcome === "gone") return;
+        this.o.logger.error(
+          { sessionId: claimTarget(member), err: String(err), removal: outcome },
+          "recording a warm pool claim failed; the container was removed",
+        );
+      })
+      .finally(() => this.pending.delete(handle));
+    this.pending.set(handle, write);
     return { ...claimedResource(member, record), phase: "running" };
+  }
+
+  /** Resolves once the claim record of this container, if one is being written, is stored. */
+  settled(handle: string): Promise<void> {
+    return this.pending.get(handle) ?? Promise.resolve();
+  }
+
+  /** Waits for the claim records being written. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.pending.values()]);
   }
 
   async removeMember(member: PlatformResource): Promise<"removed" | "gone"> {

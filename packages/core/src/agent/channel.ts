@@ -162,6 +162,8 @@ class Connection {
     const hello = new Promise<AgentHello>((resolve, reject) => {
       this.helloWaiter = { resolve, reject };
     });
+    // Awaited below, unless the exec itself fails first: then close() rejects it unawaited.
+    hello.catch(() => undefined);
     const timer = setTimeout(
       () =>
         this.close(

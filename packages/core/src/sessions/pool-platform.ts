@@ -60,7 +60,9 @@ export interface PoolPlatform {
   /**
    * Atomically takes the member (Docker: a rename to `claimTarget(member)`; Kubernetes: a
    * patch with a resourceVersion precondition) and stores `record` with it; answers
-   * `claimedResource(member, record)` as lookups will see it from then on. Null when another
+   * `claimedResource(member, record)` as lookups will see it from then on. The store may
+   * finish after the answer if this process's calls see the record at once and other
+   * processes' lookups wait for it (Docker does: its archive write is slow). Null when another
    * claim won (nothing changed); throws on any other failure, after removing what it took.
    */
   claimMember(member: PlatformResource, record: ClaimRecord): Promise<PlatformResource | null>;
