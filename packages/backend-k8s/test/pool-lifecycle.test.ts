@@ -7,7 +7,7 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { LABEL_POOL, executorClaim } from "@code-interpreter/core/backend-kit";
+import { LABEL_POOL, executorClaim, type PlatformResource } from "@code-interpreter/core/backend-kit";
 import { LABEL_POOL_CLAIMED, type KubernetesBackend } from "../src/index.js";
 import type { FakeApiServer } from "./fake-apiserver/server.js";
 import {
@@ -77,11 +77,18 @@ describe("one-shot runs from the warm pool", () => {
   }, 180_000);
 
   it("an orphaned one-shot member (its API died mid-run) is reaped like a cold executor", async () => {
-    await poolReady(backend, 1);
     const platform = (backend as ProbedBackend).k8s;
-    const [m] = await platform.pool.listMembers();
     const now = Date.now();
-    const claimed = await platform.pool.claimMember(m!, executorClaim(now - 5000, now - 10_000));
+    // Another replica's claim, made on a running member (the pool may be replacing some).
+    let m: PlatformResource | undefined;
+    const claimed = await eventually(
+      async () => {
+        m = (await platform.pool.listMembers()).find((r) => r.phase === "running");
+        return m ? platform.pool.claimMember(m, executorClaim(now - 5000, now - 10_000)) : null;
+      },
+      30_000,
+      "a claimed member",
+    );
     expect(claimed?.name).toMatch(/^code-exec-/);
     // Listed as an executor under its executor name, not as a session.
     expect((await platform.listExecutors()).map((r) => r.name)).toContain(claimed!.name);
