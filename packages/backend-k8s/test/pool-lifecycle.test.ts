@@ -8,7 +8,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LABEL_POOL, executorClaim, type PlatformResource } from "@code-interpreter/core/backend-kit";
-import { LABEL_POOL_CLAIMED, type KubernetesBackend } from "../src/index.js";
+import { LABEL_POOL_CLAIMED, type KubernetesBackend, type KubernetesBackendOptions } from "../src/index.js";
 import type { FakeApiServer } from "./fake-apiserver/server.js";
 import {
   NAMESPACE,
@@ -18,7 +18,8 @@ import {
   memberPods,
   poolReady,
   startFake,
-  type ProbedBackend,
+  ProbedBackend,
+  backendOptions,
 } from "./helpers.js";
 
 const pods = (fake: FakeApiServer): V1Pod[] =>
@@ -126,6 +127,24 @@ describe("reaping members", () => {
     expect(second.probe.reaped.filter((r) => r === "shrink")).toHaveLength(2);
     expect(await second.backend.drainWarmPool()).toBe(1);
     await eventually(() => memberPods(fake).length === 0, 30_000, "drained");
+  });
+
+  it("the fingerprint changes with the image, pull policy, limits, runtime class and max lifetime", () => {
+    const fp = (extra: Partial<KubernetesBackendOptions>) => {
+      const b = new ProbedBackend(backendOptions(fake, extra));
+      void b.close();
+      return b.k8s.pool.fingerprint;
+    };
+    const base = fp({});
+    expect(fp({})).toBe(base);
+    for (const extra of [
+      { image: "registry.example/executor:2" },
+      { imagePullPolicy: "Always" as const },
+      { limits: { ...limits, memoryLimitMb: 512 } },
+      { runtimeClass: "gvisor" },
+      { sessionMaxLifetimeSeconds: 7200 },
+    ])
+      expect(fp(extra)).not.toBe(base);
   });
 
   it("members made with other limits (another fingerprint) are replaced", async () => {
