@@ -1,13 +1,16 @@
 /**
- * The session layer's use of the warm pool (issue 10): a session create claims a ready
- * member (the files are then staged into it, like into a cold one), a one-shot run claims
- * one, runs exactly once in it and removes it off the response's critical path (tracked:
- * close() waits for it; the reaper and the member's keeper cover a process that dies). When
- * the platform has no pool, or WARM_POOL_SIZE is 0, every call answers null (cold path).
+ * The session layer's use of the warm pool (issue 10). Each member this process makes gets
+ * its resident agent started and a channel to it kept open (`warm`), so a claim needs no
+ * process start: a session create claims a ready member (the files are then staged into it,
+ * like into a cold one; its channel is handed over to the session's calls); a one-shot run
+ * claims one, runs exactly once in it over that channel (the agent's run: the same semantics
+ * as a session call) and removes it off the response's critical path (tracked: close() waits
+ * for it; the reaper and the member's keeper cover a process that dies). When the platform
+ * has no pool, or WARM_POOL_SIZE is 0, every call answers null (cold path).
  */
 import type { ExecResult, Logger, OneShotRequest, WarmPoolMonitor, WarmPoolStats } from "../backend.js";
+import { AgentChannel } from "../agent/channel.js";
 import { EXECUTOR_REAP_MARGIN_MS } from "../executor-scripts.js";
-import { runCode, stageFiles } from "../exec-runner.js";
 import { claimedName, isSessionId } from "../naming.js";
 import { assertUniqueSafePaths } from "../paths.js";
 import type { PlatformResource, SessionPlatform, SessionSpec } from "./platform.js";
@@ -42,6 +45,8 @@ export class Pooled {
   readonly monitor: WarmPoolMonitor | null;
   private readonly background = new Set<Promise<void>>();
   private readonly listeners = new Set<WarmPoolEvents>();
+  /** Open channels to the agents of members this process warmed, by container handle. */
+  private readonly warmed = new Map<string, AgentChannel>();
 
   constructor(
     private readonly platform: SessionPlatform,
@@ -66,6 +71,8 @@ export class Pooled {
             logger: o.logger,
             now: o.now,
             countSessions: () => this.countSessionResources(),
+            warm: (m) => this.warm(m),
+            forget: (m) => this.release(m.handle),
             events: {
               size: (n) => each((e) => e.size?.(n)),
               claim: (outcome, kind, seconds) => each((e) => e.claim?.(outcome, kind, seconds)),
@@ -95,7 +102,34 @@ export class Pooled {
   async claimSession(spec: (id: string) => SessionSpec): Promise<PlatformResource | null> {
     if (!this.pool) return null;
     const at = this.o.now();
-    return this.pool.claim("session", (m) => sessionClaim(spec(claimedName(m.name, "session")), at));
+    const r = await this.pool.claim("session", (m) => sessionClaim(spec(claimedName(m.name, "session")), at));
+    // The session's calls open their own channel; the agent started by warm() stays.
+    if (r) this.release(r.handle);
+    return r;
+  }
+
+  /** Starts the member's agent and keeps a channel to it open. */
+  private async warm(m: PlatformResource): Promise<void> {
+    const ch = this.channelTo(m);
+    try {
+      await ch.hello();
+    } catch (err) {
+      ch.close();
+      throw err;
+    }
+    this.warmed.set(m.handle, ch);
+  }
+
+  private channelTo(r: PlatformResource): AgentChannel {
+    return new AgentChannel(this.platform.transport(r), {
+      maxFileBytes: this.o.maxFileBytes,
+      cpuSeconds: this.o.cpuSeconds,
+    });
+  }
+
+  private release(handle: string): void {
+    this.warmed.get(handle)?.close();
+    this.warmed.delete(handle);
   }
 
   /** The one-shot run on a claimed member, or null when no member was claimed. */
@@ -108,23 +142,19 @@ export class Pooled {
       executorClaim(now + req.timeoutMs + EXECUTOR_REAP_MARGIN_MS, now),
     );
     if (!r) return null;
-    const removed = { done: false };
-    const remove = async () => {
-      if (removed.done) return;
-      removed.done = true;
-      await pp.removeMember(r);
-    };
+    const ch = this.warmed.get(r.handle) ?? this.channelTo(r);
+    this.warmed.delete(r.handle);
     try {
-      const t = this.platform.transport(r);
-      await stageFiles(t, req.files, { maxFileBytes: this.o.maxFileBytes });
-      return await runCode(t, req, {
-        cpuSeconds: this.o.cpuSeconds,
-        maxFileBytes: this.o.maxFileBytes,
-        kill: remove,
-      });
+      if (req.files.length > 0) await ch.stage(req.files, this.o.maxFileBytes);
+      const { files: _staged, ...run } = req;
+      const { stateReset: _reset, ...result } = await ch.run(run);
+      return result;
     } finally {
       // Used exactly once: removed, never returned to the pool. Off the critical path.
-      const p: Promise<void> = remove()
+      ch.close();
+      const p: Promise<void> = pp
+        .removeMember(r)
+        .then(() => undefined)
         .catch((err: unknown) =>
           this.o.logger.warn(
             { sessionId: r.name, err: String(err) },

@@ -63,6 +63,11 @@ export interface WarmPoolOptions {
   pendingGraceMs?: number;
   /** Run on each new member before it is offered (e.g. start its agent); a failure removes it. */
   warm?: (member: PlatformResource) => Promise<void>;
+  /**
+   * Called when a member leaves this process's ready set without being claimed by it (reaped,
+   * claimed by another process, gone): release what `warm` kept for it.
+   */
+  forget?: (member: PlatformResource) => void;
   /** @default a logger that drops everything */
   logger?: Logger;
   /** @default Date.now */
@@ -149,6 +154,7 @@ export class WarmPool {
         try {
           claimed = await this.platform.claimMember(m, record(m));
         } catch (err) {
+          this.opts.forget?.(m);
           this.logger.warn({ member: m.name, err: String(err) }, "claiming a warm pool member failed");
           continue;
         }
@@ -156,6 +162,7 @@ export class WarmPool {
           this.events.claim?.("hit", kind, (performance.now() - started) / 1000);
           return claimed;
         }
+        this.opts.forget?.(m);
         this.logger.debug({ member: m.name }, "warm pool member taken by another process");
       }
       this.events.claim?.("miss", kind, (performance.now() - started) / 1000);
@@ -224,8 +231,11 @@ export class WarmPool {
     const reason: PoolReapReason = allowed < this.size ? "cap" : "shrink";
     for (const m of keep.splice(0, Math.max(0, excess))) this.reap(m, reason);
     const listed = new Set(keep.map((m) => m.name));
-    for (const [name, e] of this.ready)
-      if (!listed.has(name) && e.seenAt <= listedAt) this.ready.delete(name);
+    for (const [name, e] of this.ready) {
+      if (listed.has(name) || e.seenAt > listedAt) continue;
+      this.ready.delete(name);
+      this.opts.forget?.(e.r);
+    }
     for (const m of keep) if (!this.ready.has(m.name)) this.ready.set(m.name, { r: m, seenAt: now });
     this.events.size?.(this.ready.size);
     this.refill();
@@ -317,6 +327,7 @@ export class WarmPool {
 
   private reap(m: PlatformResource, reason: PoolReapReason): void {
     this.ready.delete(m.name);
+    this.opts.forget?.(m);
     this.track(
       this.platform.removeMember(m).then(
         (outcome) => {
