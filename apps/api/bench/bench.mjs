@@ -27,6 +27,7 @@ import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { createApp, executorLimits, loadConfig } from "../dist/index.js";
 import { measureWarmPool } from "./warm-pool.mjs";
+import { serve } from "./http.mjs";
 
 const N = Number(process.env.BENCH_ITERATIONS ?? 15);
 const LIST_SESSIONS = Number(process.env.BENCH_LIST_SESSIONS ?? 100);
@@ -93,20 +94,7 @@ async function main() {
     maxFileBytes: config.maxFileSizeBytes,
   });
   const app = createApp({ backend, files, config });
-  const server = await new Promise((resolve) => {
-    const s = app.listen(0, "127.0.0.1", () => resolve(s));
-  });
-  const base = `http://127.0.0.1:${server.address().port}`;
-  const post = async (path, body) => {
-    const r = await fetch(base + path, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const json = await r.json();
-    if (!r.ok) throw new Error(`${path}: ${r.status} ${JSON.stringify(json)}`);
-    return json;
-  };
+  const { server, base, post } = await serve(app);
 
   const execBase = await docker.createContainer({
     Image: image,

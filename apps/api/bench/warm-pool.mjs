@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { PassThrough } from "node:stream";
 import { createDockerBackend } from "@code-interpreter/backend-docker";
 import { createApp, executorLimits } from "../dist/index.js";
+import { serve } from "./http.mjs";
 
 const POOL_SIZE = Number(process.env.BENCH_WARM_POOL_SIZE ?? 2);
 const PRINT = "print(1)";
@@ -37,20 +38,7 @@ export async function measureWarmPool({ docker, config, files, n, warmup }) {
   });
   backend.warmPool.observe({ claim: (outcome) => claims[outcome]++ });
   const app = createApp({ backend, files, config });
-  const server = await new Promise((resolve) => {
-    const s = app.listen(0, "127.0.0.1", () => resolve(s));
-  });
-  const base = `http://127.0.0.1:${server.address().port}`;
-  const post = async (path, body) => {
-    const r = await fetch(base + path, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const json = await r.json();
-    if (!r.ok) throw new Error(`${path}: ${r.status} ${JSON.stringify(json)}`);
-    return json;
-  };
+  const { server, base, post } = await serve(app);
   const full = async () => {
     while (backend.warmPool.stats().ready < POOL_SIZE) await sleep(20);
   };

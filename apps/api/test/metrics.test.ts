@@ -2,6 +2,7 @@
 import { pino } from "pino";
 import request from "supertest";
 import { describe, expect, it } from "vitest";
+import type { WarmPoolEvents, WarmPoolMonitor } from "@code-interpreter/core";
 import { InMemoryBackend } from "@code-interpreter/core/testing";
 import { createApp } from "../src/index.js";
 import { MemoryFileStore, testConfig } from "./helpers.js";
@@ -152,5 +153,49 @@ describe("/metrics", () => {
     expect(sample(k8s, "code_interpreter_info", { backend: "kubernetes" })).toBe(1);
     expect(sample(docker, "code_interpreter_info", { backend: "docker" })).toBe(1);
     expect(sample(k8s, "code_interpreter_sessions_live")).toBe(0);
+  });
+});
+
+describe("/metrics: the warm pool series", () => {
+  it("reads the pool's size at scrape time and counts hits, misses, latencies, refill failures and reaps", async () => {
+    let events: WarmPoolEvents = {};
+    let ready = 2;
+    const backend = Object.assign(new InMemoryBackend({ kind: "docker" }), {
+      warmPool: {
+        stats: () => ({ size: 2, ready, creating: 0 }),
+        observe: (e: WarmPoolEvents) => {
+          events = e;
+          return () => undefined;
+        },
+        drain: async () => 0,
+      } satisfies WarmPoolMonitor,
+    });
+    const app = createApp({
+      backend,
+      files: new MemoryFileStore(),
+      config: testConfig(),
+      logger: pino({ level: "silent" }),
+    });
+    const scrape = async () => (await request(app).get("/metrics").expect(200)).text;
+    expect(sample(await scrape(), "code_interpreter_warm_pool_size")).toBe(2);
+    events.claim?.("hit", "session", 0.004);
+    events.claim?.("hit", "executor", 0.003);
+    events.claim?.("miss", "session", 0.001);
+    events.refillFailed?.(new Error("engine busy"));
+    events.reaped?.("max-age");
+    ready = 1;
+    const text = await scrape();
+    expect(sample(text, "code_interpreter_warm_pool_size")).toBe(1);
+    expect(sample(text, "code_interpreter_warm_pool_hits_total", { kind: "session" })).toBe(1);
+    expect(sample(text, "code_interpreter_warm_pool_hits_total", { kind: "executor" })).toBe(1);
+    expect(sample(text, "code_interpreter_warm_pool_misses_total", { kind: "session" })).toBe(1);
+    expect(
+      sample(text, "code_interpreter_warm_pool_claim_duration_seconds_count", {
+        kind: "session",
+        outcome: "hit",
+      }),
+    ).toBe(1);
+    expect(sample(text, "code_interpreter_warm_pool_refill_failures_total")).toBe(1);
+    expect(sample(text, "code_interpreter_warm_pool_reaped_total", { reason: "max-age" })).toBe(1);
   });
 });

@@ -41,8 +41,8 @@ function render(dir: string): Obj[] {
 const scratch = mkdtempSync(join(tmpdir(), "ci-kustomize-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-/** The base plus some components, as an operator's own overlay would combine them. */
-function renderWith(components: string[]): Obj[] {
+/** The base plus some components (and more kustomization lines), as an operator's own overlay would. */
+function renderWith(components: string[], more: string[] = []): Obj[] {
   const dir = mkdtempSync(join(scratch, "overlay-"));
   writeFileSync(
     join(dir, "kustomization.yaml"),
@@ -51,6 +51,7 @@ function renderWith(components: string[]): Obj[] {
       "kind: Kustomization",
       `resources: [${relative(dir, join(DEPLOY, "base"))}]`,
       `components: [${components.map((c) => relative(dir, join(DEPLOY, "components", c))).join(", ")}]`,
+      ...more,
     ].join("\n"),
   );
   return render(dir);
@@ -305,20 +306,15 @@ describe("what each component changes", () => {
       size: 2,
       maxAgeSeconds: 600,
     });
-    const dir = mkdtempSync(join(scratch, "overlay-"));
-    writeFileSync(
-      join(dir, "kustomization.yaml"),
+    const objs = renderWith(
+      [],
       [
-        "apiVersion: kustomize.config.k8s.io/v1beta1",
-        "kind: Kustomization",
-        `resources: [${relative(dir, join(DEPLOY, "base"))}]`,
         "configMapGenerator:",
         "  - name: code-interpreter-api-config",
         "    behavior: merge",
         "    literals: [WARM_POOL_SIZE=7, WARM_POOL_MAX_AGE_SECONDS=120]",
-      ].join("\n"),
+      ],
     );
-    const objs = render(dir);
     expect(loadConfig(cmOf(objs)).warmPool).toMatchObject({ size: 7, maxAgeSeconds: 120 });
     // The Deployment reads the merged ConfigMap (its name carries the new content's hash).
     const dep = objs.find((o) => o.kind === "Deployment")!;
