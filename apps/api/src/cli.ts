@@ -95,6 +95,7 @@ export async function createBackendFromConfig(config: Config, logger: Logger): P
       ownerDeployment: k.ownerDeployment,
       requestTimeoutMs: k.requestTimeoutMs,
       runtimeClass: k.runtimeClass,
+      warmPool: config.warmPool,
     });
   }
   const { createDockerBackend } = await import("@code-interpreter/backend-docker");

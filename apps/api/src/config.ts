@@ -59,7 +59,7 @@ export const envSchema = z.object({
   FILE_TTL_SEC: int(1).default(3600),
 
   MAX_SESSIONS: int(0).default(100),
-  /** Ready executors kept for session creates and one-shot runs (issue 10; Docker). 0 = no pool. */
+  /** Ready executors kept for session creates and one-shot runs (issue 10; Docker and Kubernetes). 0 = no pool. */
   WARM_POOL_SIZE: int(0, 1000).default(2),
   /** A pool member's keeper ends it this long after its creation (also when no API is left). */
   WARM_POOL_MAX_AGE_SECONDS: int(30, 86_400).default(600),

@@ -9,6 +9,7 @@ import {
   SessionBackend,
   resolveCommonOptions,
   type CommonBackendOptions,
+  type WarmPoolSettings,
 } from "@code-interpreter/core/backend-kit";
 import { DEFAULT_K8S_REQUEST_TIMEOUT_MS, DeadlineKubeConfig } from "./deadline.js";
 import { KubernetesPlatform } from "./platform.js";
@@ -49,6 +50,13 @@ export interface KubernetesBackendOptions extends CommonBackendOptions {
   keeperSlackSeconds?: number;
   /** First poll interval while waiting for a pod to run (backs off to 1 s). @default 250 */
   pollIntervalMs?: number;
+  /**
+   * The warm pool (issue 10): `size` ready member pods, hardened exactly like sessions, that
+   * session creates and one-shot runs claim instead of starting a pod (see docs/kubernetes.md).
+   * A member's keeper ends it `maxAgeSeconds` (default 900) plus `keeperSlackSeconds` after
+   * its creation when no API claims or reaps it first. @default no pool (size 0)
+   */
+  warmPool?: WarmPoolSettings;
 }
 
 export class KubernetesBackend extends SessionBackend {
@@ -85,12 +93,15 @@ export class KubernetesBackend extends SessionBackend {
       keeperSlackSeconds: opts.keeperSlackSeconds,
       maxFileBytes,
       now,
+      sessionMaxLifetimeSeconds: common.sessionMaxLifetimeSeconds,
+      logger,
     });
     super(platform, {
       ...common,
       cpuTimeLimitSec: limits.cpuTimeLimitSec,
       // A pod may legitimately be pending while a create waits for it.
       pendingGraceMs: Math.max(120_000, podReadyTimeoutSec * 1000 + 60_000),
+      ...(opts.warmPool ? { warmPool: opts.warmPool } : {}),
     });
   }
 }

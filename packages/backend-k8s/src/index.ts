@@ -2,6 +2,22 @@ export { KubernetesBackend, createKubernetesBackend, type KubernetesBackendOptio
 export { KubernetesPlatform, type KubernetesPlatformOptions } from "./platform.js";
 export { podResource, sessionFromPod, stateFromAnnotations } from "./lookup.js";
 export { Pods, type PodsOptions } from "./pods.js";
+export { KubernetesPool, MEMBER_SELECTOR, type KubernetesPoolOptions } from "./pool.js";
+export {
+  ANNOTATION_CLAIMED_AT,
+  ANNOTATION_CLAIM_ID,
+  CLAIM_ANNOTATIONS,
+  LABEL_POOL_CLAIMED,
+  buildMemberPod,
+  claimPatch,
+  deadlineSecondsFor,
+  layerName,
+  memberPodName,
+  podNameOf,
+  splitTags,
+  type ClaimPatch,
+  type MemberPodInput,
+} from "./pool-spec.js";
 export {
   ANNOTATION_EXPIRES_AT,
   ANNOTATION_EXPIRES_AT_ISO,

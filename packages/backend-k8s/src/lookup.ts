@@ -8,6 +8,7 @@ import type { SessionInfo, SessionStatus } from "@code-interpreter/core";
 import { sessionFromTags } from "@code-interpreter/core/backend-kit";
 import type { PlatformResource, ResourcePhase, SessionState } from "@code-interpreter/core/backend-kit";
 import { ANNOTATION_EXPIRES_AT, ANNOTATION_LAST_ACTIVE_AT } from "./pod-spec.js";
+import { layerName } from "./pool-spec.js";
 
 function phaseOf(pod: V1Pod): ResourcePhase {
   if (pod.metadata?.deletionTimestamp) return "removing";
@@ -36,9 +37,10 @@ export function stateFromAnnotations(annotations: Record<string, string> | undef
 /** Labels win over annotations of the same name: identity can never come from an annotation. */
 const tagsOf = (pod: V1Pod) => ({ ...(pod.metadata?.annotations ?? {}), ...(pod.metadata?.labels ?? {}) });
 
+/** A pool member claimed for a one-shot run is known by its executor name (pool-spec.ts layerName). */
 export function podResource(pod: V1Pod): PlatformResource {
   return {
-    name: pod.metadata?.name ?? "",
+    name: layerName(pod.metadata?.name ?? "", pod.metadata?.labels ?? {}),
     handle: pod.metadata?.uid ?? "",
     tags: tagsOf(pod),
     phase: phaseOf(pod),

@@ -11,12 +11,14 @@ import {
   type CodeInterpreterError,
   type ExecResult,
   type ExecutorLimits,
+  type Logger,
   type OneShotRequest,
 } from "@code-interpreter/core";
 import {
   assertUniqueSafePaths,
   labelSelector,
   LABEL_OWNER,
+  LABEL_POOL,
   newExecutorName,
   runCode,
   stageFiles,
@@ -38,6 +40,8 @@ import {
   type PodSpecOptions,
 } from "./pod-spec.js";
 import type { Pods } from "./pods.js";
+import { KubernetesPool } from "./pool.js";
+import { podNameOf } from "./pool-spec.js";
 
 export interface KubernetesPlatformOptions {
   kc: KubeConfig;
@@ -53,12 +57,39 @@ export interface KubernetesPlatformOptions {
   keeperSlackSeconds?: number | undefined;
   maxFileBytes: number;
   now: () => number;
+  /** The longest session (a pool member's pod deadline must leave room for it). */
+  sessionMaxLifetimeSeconds: number;
+  logger: Logger;
 }
 
 export class KubernetesPlatform implements SessionPlatform {
   readonly kind = "kubernetes";
+  /** The warm pool's extension (pool.ts); used when the backend has `warmPool.size` > 0. */
+  readonly pool: KubernetesPool;
 
-  constructor(private readonly o: KubernetesPlatformOptions) {}
+  constructor(private readonly o: KubernetesPlatformOptions) {
+    const p = o.podOptions;
+    this.pool = new KubernetesPool({
+      core: o.core,
+      pods: o.pods,
+      namespace: o.namespace,
+      podOptions: () => this.podOptions(),
+      // Everything a member's spec depends on: a change makes the pool replace its members.
+      fingerprintParts: {
+        namespace: o.namespace,
+        image: p.image,
+        imagePullPolicy: p.imagePullPolicy,
+        limits: p.limits,
+        cpuRequest: p.cpuRequest,
+        runtimeClass: p.runtimeClass,
+        keeperSlackSeconds: o.keeperSlackSeconds,
+        sessionMaxLifetimeSeconds: o.sessionMaxLifetimeSeconds,
+      },
+      sessionMaxLifetimeSeconds: o.sessionMaxLifetimeSeconds,
+      keeperSlackSeconds: o.keeperSlackSeconds,
+      logger: o.logger,
+    });
+  }
 
   async ping(): Promise<void> {
     await this.o.core.listNamespacedPod({
@@ -119,18 +150,21 @@ export class KubernetesPlatform implements SessionPlatform {
     }
   }
 
+  /** Sessions: never an unclaimed pool member (`!LABEL_POOL`; a claim removes the label). */
   list(filter: { owner?: string }): Promise<PlatformResource[]> {
-    return this.listPods("session", filter.owner === undefined ? {} : { [LABEL_OWNER]: filter.owner });
+    const extra: Record<string, string> = filter.owner === undefined ? {} : { [LABEL_OWNER]: filter.owner };
+    return this.listPods(`${labelSelector("session", extra)},!${LABEL_POOL}`);
   }
 
+  /** One-shot executors: cold ones and pool members claimed for a run (component=executor). */
   listExecutors(): Promise<PlatformResource[]> {
-    return this.listPods("executor", {});
+    return this.listPods(labelSelector("executor"));
   }
 
-  private async listPods(component: "session" | "executor", extra: Record<string, string>) {
+  private async listPods(selector: string) {
     const list = await this.o.core.listNamespacedPod({
       namespace: this.o.namespace,
-      labelSelector: labelSelector(component, extra),
+      labelSelector: selector,
     });
     return list.items.map(podResource);
   }
@@ -138,7 +172,7 @@ export class KubernetesPlatform implements SessionPlatform {
   async remove(r: PlatformResource): Promise<"removed" | "gone"> {
     try {
       // The uid precondition deletes exactly the pod whose labels were checked.
-      await this.o.pods.delete(r.name, r.handle || undefined);
+      await this.o.pods.delete(podNameOf(r), r.handle || undefined);
       return "removed";
     } catch (err) {
       // 404: someone else (another replica, the kubelet) got there first; 409: replaced.
@@ -148,11 +182,11 @@ export class KubernetesPlatform implements SessionPlatform {
   }
 
   transport(r: PlatformResource): PodExecTransport {
-    return new PodExecTransport(this.o.kc, this.o.namespace, r.name, EXECUTOR_CONTAINER);
+    return new PodExecTransport(this.o.kc, this.o.namespace, podNameOf(r), EXECUTOR_CONTAINER);
   }
 
   async readState(r: PlatformResource): Promise<SessionState> {
-    const pod = await this.o.core.readNamespacedPod({ name: r.name, namespace: this.o.namespace });
+    const pod = await this.o.core.readNamespacedPod({ name: podNameOf(r), namespace: this.o.namespace });
     return podResource(pod).state ?? {};
   }
 
@@ -165,7 +199,7 @@ export class KubernetesPlatform implements SessionPlatform {
     }
     if (patch.lastActiveAt !== undefined) annotations[ANNOTATION_LAST_ACTIVE_AT] = String(patch.lastActiveAt);
     await this.o.core.patchNamespacedPod(
-      { name: r.name, namespace: this.o.namespace, body: { metadata: { annotations } } },
+      { name: podNameOf(r), namespace: this.o.namespace, body: { metadata: { annotations } } },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
   }

@@ -1,8 +1,13 @@
 import { Readable } from "node:stream";
 import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { type ExecutorLimits, type StagedFile } from "@code-interpreter/core";
-import { newLifetime, newSessionId, sessionTags } from "@code-interpreter/core/backend-kit";
-import { KubernetesBackend, type KubernetesBackendOptions, type SessionPodInput } from "../src/index.js";
+import { LABEL_POOL, newLifetime, newSessionId, sessionTags } from "@code-interpreter/core/backend-kit";
+import {
+  KubernetesBackend,
+  type KubernetesBackendOptions,
+  type KubernetesPlatform,
+  type SessionPodInput,
+} from "../src/index.js";
 import { FakeApiServer, type FakeApiServerOptions } from "./fake-apiserver/server.js";
 
 export const IMAGE = process.env.EXECUTOR_IMAGE ?? "code-interpreter-executor:latest";
@@ -101,4 +106,63 @@ export async function createRunningPod(fake: FakeApiServer, pod: V1Pod, ns = NAM
   const name = pod.metadata!.name!;
   await eventually(() => fake.getPod(ns, name)?.status?.phase === "Running", 30_000, `pod ${name} running`);
   return fake.getPod(ns, name) as V1Pod;
+}
+
+/** A backend whose platform the test can reach (pool-level calls, as another replica would make them). */
+export class ProbedBackend extends KubernetesBackend {
+  get k8s(): KubernetesPlatform {
+    return this.platform as KubernetesPlatform;
+  }
+}
+
+/** What a pooled backend's pool reported: claims ("hit:session", "miss:executor", ...) and reaps. */
+export interface PoolProbe {
+  claims: string[];
+  reaped: string[];
+  hits(kind?: "session" | "executor"): number;
+}
+
+/** A backend with a warm pool of `size` (fast sync for tests), and a probe of what its pool did. */
+export function makePooledBackend(
+  fake: FakeApiServer,
+  size: number,
+  extra: Partial<KubernetesBackendOptions> & { maxAgeSeconds?: number; refillConcurrency?: number } = {},
+): { backend: ProbedBackend; probe: PoolProbe } {
+  const claims: string[] = [];
+  const reaped: string[] = [];
+  const { maxAgeSeconds, refillConcurrency, ...rest } = extra;
+  const backend = new ProbedBackend(
+    backendOptions(fake, {
+      warmPool: {
+        size,
+        syncIntervalMs: 300,
+        ...(maxAgeSeconds ? { maxAgeSeconds } : {}),
+        ...(refillConcurrency ? { refillConcurrency } : {}),
+        events: {
+          claim: (outcome, kind) => claims.push(`${outcome}:${kind}`),
+          reaped: (reason) => reaped.push(reason),
+        },
+      },
+      ...rest,
+    }),
+  );
+  const probe: PoolProbe = {
+    claims,
+    reaped,
+    hits: (kind) => claims.filter((c) => c === `hit:${kind ?? "session"}`).length,
+  };
+  return { backend, probe };
+}
+
+/** Waits until the backend's pool knows `n` ready members. */
+export async function poolReady(backend: KubernetesBackend, n: number, ms = 60_000): Promise<void> {
+  await eventually(() => (backend.warmPoolStats()?.ready ?? 0) >= n, ms, `${n} ready pool members`);
+}
+
+/** The fake's unclaimed member pods (LABEL_POOL present), running or not. */
+export function memberPods(fake: FakeApiServer): V1Pod[] {
+  return fake
+    .podNames(NAMESPACE)
+    .map((n) => fake.getPod(NAMESPACE, n) as V1Pod)
+    .filter((p) => p?.metadata?.labels?.[LABEL_POOL] !== undefined && !p.metadata?.deletionTimestamp);
 }

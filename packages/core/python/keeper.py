@@ -11,6 +11,8 @@ state is where later keepalives and activity are read from:
   lines, values Go-quoted, so no value can forge a line), from which the keeper takes
   ANNOTATION_EXPIRES_AT and ANNOTATION_LAST_ACTIVE_AT (unix ms, digits only). The kubelet
   writes it and mounts it read-only: the code in the pod cannot extend its own life.
+  A claimed warm-pool pod also carries the claim's lifetime there, as four digit-only
+  annotations (CLAIM_ANNOTATIONS), read into the same "claim" object as below.
 A warm-pool member (issue 10) is started with the member's own lifetime (its max age); when
 it is claimed, the API adds a "claim" object to the JSON state record whose "keeper" object
 ({"maxExpiresAt", "expiresAt", "idleTimeoutSeconds", "createdAt"}, integers) replaces the
@@ -37,6 +39,13 @@ ANNOTATIONS_PREFIX = "annotations:"
 ANNOTATION_EXPIRES_AT = "code-interpreter.dev/expires-at-ms"
 ANNOTATION_LAST_ACTIVE_AT = "code-interpreter.dev/last-active-at-ms"
 MAX_STATE_BYTES = 1 << 20
+# backend-k8s pool-spec.ts: the claim's keeper lifetime, set by the claim's label patch.
+CLAIM_ANNOTATIONS = {
+    "code-interpreter.dev/claim-max-expires-at-ms": "maxExpiresAt",
+    "code-interpreter.dev/claim-expires-at-ms": "expiresAt",
+    "code-interpreter.dev/claim-idle-timeout-seconds": "idleTimeoutSeconds",
+    "code-interpreter.dev/claim-created-at-ms": "createdAt",
+}
 
 
 def harden():
@@ -77,22 +86,30 @@ def lifetime_of(state, hard, exp, idle, created):
 def parse_annotations(text):
     """The state record of a downwardAPI annotations file, or None when it has neither key.
 
-    Each line is `key="value"`; only our two keys with a plain decimal value count (their
-    values are digits, which Go's quoting leaves as they are). Every other line is ignored.
+    Each line is `key="value"`; only our keys with a plain decimal value count (their values
+    are digits, which Go's quoting leaves as they are). Every other line is ignored.
     """
     keys = {ANNOTATION_EXPIRES_AT: "expiresAt", ANNOTATION_LAST_ACTIVE_AT: "lastActiveAt"}
     out = {}
+    claim = {}
     for line in text.split("\n"):
         key, sep, value = line.partition("=")
         field = keys.get(key)
-        if not sep or field is None:
+        claim_field = CLAIM_ANNOTATIONS.get(key)
+        if not sep or (field is None and claim_field is None):
             continue
         if len(value) < 3 or value[0] != '"' or value[-1] != '"':
             continue
         digits = value[1:-1]
         if not digits.isdigit() or not digits.isascii() or len(digits) > 16:
             continue
-        out[field] = int(digits)
+        if field is not None:
+            out[field] = int(digits)
+        else:
+            claim[claim_field] = int(digits)
+    # A claimed pool member: only all four together replace the keeper's arguments.
+    if len(claim) == len(CLAIM_ANNOTATIONS):
+        out["claim"] = {"keeper": claim}
     return out or None
 
 

@@ -18,6 +18,7 @@
  *   `execProtocols` makes it speak only v4 (an older cluster);
  * - `GET/DELETE /apis/apps/v1/.../deployments/{name}` for seeded Deployments (deleting one
  *   garbage-collects the pods whose ownerReferences name it), `GET /version`;
+ * - `loseNextPatchAnswer()`: a patch applied whose answer never arrives (connection dropped);
  * - `hang()` / `resume()`: connections are accepted but nothing is answered, like a
  *   SIGSTOPped apiserver.
  *
@@ -149,6 +150,8 @@ export class FakeApiServer {
   private readonly pods = new Map<string, PodRecord>();
   private readonly deployments = new Map<string, Json>();
   private readonly deleteFailures = new Map<string, Array<"500" | "404-race">>();
+  /** Pods whose next patch is applied but never answered (the connection drops). */
+  private readonly lostPatchAnswers = new Set<string>();
   private readonly forbidden = new Set<string>();
   private server: Server | null = null;
   private readonly wss = new WebSocketServer({
@@ -336,6 +339,14 @@ export class FakeApiServer {
   failNextDelete(namespace: string, name: string, kind: "500" | "404-race"): void {
     const key = `${namespace}/${name}`;
     this.deleteFailures.set(key, [...(this.deleteFailures.get(key) ?? []), kind]);
+  }
+
+  /**
+   * The next patch of this pod is applied, then its connection is dropped without an answer:
+   * what a client sees when the network or the apiserver fails after the write.
+   */
+  loseNextPatchAnswer(namespace: string, name: string): void {
+    this.lostPatchAnswers.add(`${namespace}/${name}`);
   }
 
   getPod(namespace: string, name: string): Json | undefined {
@@ -629,6 +640,7 @@ export class FakeApiServer {
           409,
           "Conflict",
           `Operation cannot be fulfilled on pods "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+          { name, kind: "pods" },
         ),
       );
       return;
@@ -691,6 +703,10 @@ export class FakeApiServer {
         if (!rec.stopped) this.renderDownwardApi(rec);
       }, this.opts.downwardApiDelayMs ?? 200);
       t.unref();
+    }
+    if (this.lostPatchAnswers.delete(`${ns}/${name}`)) {
+      res.socket?.destroy();
+      return;
     }
     this.send(res, rec.obj);
   }

@@ -175,6 +175,48 @@ def test_keeper_idle_from_annotations_with_slack_and_last_good_state(tmp_path):
         p.wait()
 
 
+CLAIM = "code-interpreter.dev/claim-"
+
+
+def claim_annotations(hard, exp, idle, created):
+    return {CLAIM + "max-expires-at-ms": str(int(hard)), CLAIM + "expires-at-ms": str(int(exp)),
+            CLAIM + "idle-timeout-seconds": str(int(idle)), CLAIM + "created-at-ms": str(int(created))}
+
+
+def test_keeper_of_a_claimed_pool_pod_follows_the_claim_annotations(tmp_path):
+    # A Kubernetes pool member made with a 1.5 s life, claimed for 60 s through annotations.
+    t = now_ms()
+    d = str(tmp_path)
+    write_annotations(d, {EXP: str(int(t + 1500))})
+    p = start_keeper(keeper_args("annotations:" + os.path.join(d, "annotations"), t + 1500, t + 1500, 0, t))
+    try:
+        ann = {EXP: str(int(t + 60000)), ACT: str(int(t))}
+        ann.update(claim_annotations(t + 60000, t + 60000, 0, t))
+        write_annotations(d, ann)
+        time.sleep(2.5)
+        assert p.poll() is None  # outlived the member's own age
+        # The claim's idle timeout (1 s) is enforced from then on.
+        ann.update(claim_annotations(t + 60000, t + 60000, 1, t))
+        write_annotations(d, ann)
+        assert p.wait(timeout=10) == 0
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_keeper_ignores_an_incomplete_or_forged_claim_in_annotations(tmp_path):
+    t = now_ms()
+    d = str(tmp_path)
+    ann = claim_annotations(t + 60000, t + 60000, 0, t)
+    del ann[CLAIM + "created-at-ms"]  # three of four: not a claim
+    ann[CLAIM + "x"] = "1"
+    ann["code-interpreter.dev/meta"] = 'x\n%s="%d"' % (CLAIM + "created-at-ms", int(t))
+    write_annotations(d, ann)
+    p = start_keeper(keeper_args("annotations:" + os.path.join(d, "annotations"), t + 700, t + 700, 0, t))
+    assert p.wait(timeout=10) == 0
+    assert now_ms() - t < 5000
+
+
 def test_keeper_slack_never_passes_the_hard_cap():
     t = now_ms()
     p = start_keeper(keeper_args("-", t + 700, t + 300, 0, t) + [60])
