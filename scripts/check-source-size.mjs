@@ -33,8 +33,7 @@ export const GENERATED = new Map([
  * each owned by another branch). The lead empties this list once those branches are merged:
  * an entry that is no longer over the limit fails the check, so it cannot linger.
  */
-export const TEMPORARY_OVER_LIMIT = new Map([
-]);
+export const TEMPORARY_OVER_LIMIT = new Map([]);
 
 const EXTENSIONS = /\.(ts|py|mjs)$/;
 const TEST_FILE = /(\.test\.ts|\.spec\.ts|_test\.py)$|^test_.*\.py$|^conftest\.py$/;
