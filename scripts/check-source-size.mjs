@@ -29,9 +29,8 @@ export const GENERATED = new Map([
 ]);
 
 /**
- * TEMPORARY: files over the limit that other work in flight splits (issue 12's remainder,
- * each owned by another branch). The lead empties this list once those branches are merged:
- * an entry that is no longer over the limit fails the check, so it cannot linger.
+ * TEMPORARY: files over the limit that a branch in flight is splitting, each with the reason.
+ * Empty on main. An entry that is no longer over the limit fails the check, so it cannot linger.
  */
 export const TEMPORARY_OVER_LIMIT = new Map([]);
 

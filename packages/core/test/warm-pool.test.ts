@@ -206,6 +206,36 @@ describe("WarmPool", () => {
     await until(() => platform.members().length === 4);
   });
 
+  it("a listing that started before a claim neither reaps the claimed session nor offers it again", async () => {
+    const platform = new InMemoryPoolPlatform();
+    const p = pool(platform, {
+      size: 1,
+      maxTotal: 1,
+      countSessions: async () => platform.claimed().length,
+      syncIntervalMs: 60_000,
+    });
+    p.start();
+    await until(() => p.stats().ready === 1);
+    // A slow listing: it answers what the platform held before the claim below.
+    const stale = platform.members();
+    let answer!: () => void;
+    const answered = new Promise<void>((r) => (answer = r));
+    platform.listMembers = async () => {
+      await answered;
+      return stale;
+    };
+    const syncing = p.sync();
+    const claimed = await p.claim("session", claimForSession());
+    expect(claimed).not.toBeNull();
+    answer();
+    await syncing;
+    await sleep(20);
+    // The cap (1) is full with the new session: a stale listing must not count its member as
+    // excess and remove it, nor put it back into the ready set.
+    expect(platform.claimed()).toHaveLength(1);
+    expect(p.stats().ready).toBe(0);
+  });
+
   it("a refill failure is logged at info, backs off, and the pool recovers", async () => {
     const platform = new InMemoryPoolPlatform();
     platform.failCreates = 2;

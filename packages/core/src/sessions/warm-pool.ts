@@ -12,68 +12,10 @@ import { LABEL_POOL } from "../labels.js";
 import { isPoolMemberName, isSessionId, newPoolMemberName } from "../naming.js";
 import type { PlatformResource } from "./platform.js";
 import { memberLabels, type ClaimRecord, type PoolPlatform } from "./pool-platform.js";
+import type { ClaimKind, PoolReapReason, WarmPoolEvents, WarmPoolOptions } from "./warm-pool-options.js";
 
-/** Why a member was removed (a metrics label). */
-export const POOL_REAP_REASONS = [
-  "max-age",
-  "fingerprint",
-  "shrink",
-  "cap",
-  "stopped",
-  "warm-failed",
-] as const;
-export type PoolReapReason = (typeof POOL_REAP_REASONS)[number];
-
-export type ClaimKind = "session" | "executor";
-
-/** Hooks for metrics; each is called synchronously and must not throw. */
-export interface WarmPoolEvents {
-  /** Ready members this process knows of, after every change. */
-  size?(ready: number): void;
-  /** One claim: "hit" (a member was used) or "miss" (none left or all taken), and its duration. */
-  claim?(outcome: "hit" | "miss", kind: ClaimKind, seconds: number): void;
-  /** A member could not be made (also logged at info). */
-  refillFailed?(err: unknown): void;
-  /** A member was removed by the pool. */
-  reaped?(reason: PoolReapReason): void;
-}
-
-export interface WarmPoolOptions {
-  /** Target number of ready members (WARM_POOL_SIZE); 0 disables the pool. */
-  size: number;
-  /** A member's keeper ends it this long after its creation (WARM_POOL_MAX_AGE_SECONDS). @default 600 */
-  maxAgeSeconds?: number;
-  /**
-   * Cap on members + sessions (MAX_TOTAL_EXECUTORS): no member is made, and members are
-   * reaped, while sessions + members would exceed it. 0 = no cap. @default 0
-   */
-  maxTotal?: number;
-  /** Sessions on the platform (every API process's), for `maxTotal`. @default () => 0 */
-  countSessions?: () => Promise<number>;
-  /** Members made at the same time. @default 2 */
-  refillConcurrency?: number;
-  /** How often the platform's members are listed (adoption, other processes' claims, reaping). @default 5000 */
-  syncIntervalMs?: number;
-  /**
-   * A member with less than this left before its max age is not claimed (its keeper reads a
-   * claim's new lifetime only every few seconds) and is reaped. @default min(60 s, max age / 4)
-   */
-  claimMarginMs?: number;
-  /** A pending member older than this is left over from a create that died. @default 120000 */
-  pendingGraceMs?: number;
-  /** Run on each new member before it is offered (e.g. start its agent); a failure removes it. */
-  warm?: (member: PlatformResource) => Promise<void>;
-  /**
-   * Called when a member leaves this process's ready set without being claimed by it (reaped,
-   * claimed by another process, gone): release what `warm` kept for it.
-   */
-  forget?: (member: PlatformResource) => void;
-  /** @default a logger that drops everything */
-  logger?: Logger;
-  /** @default Date.now */
-  now?: () => number;
-  events?: WarmPoolEvents;
-}
+export { POOL_REAP_REASONS } from "./warm-pool-options.js";
+export type { ClaimKind, PoolReapReason, WarmPoolEvents, WarmPoolOptions } from "./warm-pool-options.js";
 
 interface Ready {
   r: PlatformResource;
@@ -100,6 +42,9 @@ export class WarmPool {
   private readonly events: WarmPoolEvents;
   private readonly ready = new Map<string, Ready>();
   private readonly background = new Set<Promise<unknown>>();
+  /** Members this process took from its ready set, by name → take number: a listing older than the take must not adopt or reap them (a claimed session). */
+  private readonly taken = new Map<string, number>();
+  private takes = 0;
   private creating = 0;
   private failures = 0;
   private backoffUntil = 0;
@@ -205,6 +150,7 @@ export class WarmPool {
   private async syncOnce(): Promise<void> {
     if (this.closed) return;
     const listedAt = this.now();
+    const takesBefore = this.takes;
     let members: PlatformResource[];
     try {
       members = await this.platform.listMembers();
@@ -215,7 +161,7 @@ export class WarmPool {
     const now = this.now();
     const keep: PlatformResource[] = [];
     for (const m of members) {
-      if (!isMember(m) || m.phase === "removing") continue;
+      if (!isMember(m) || m.phase === "removing" || (this.taken.get(m.name) ?? 0) > takesBefore) continue;
       if (m.phase === "stopped") this.reap(m, "stopped");
       else if (m.phase === "pending") {
         if (now - m.createdAt >= this.pendingGraceMs) this.reap(m, "stopped");
@@ -237,6 +183,7 @@ export class WarmPool {
       this.opts.forget?.(e.r);
     }
     for (const m of keep) if (!this.ready.has(m.name)) this.ready.set(m.name, { r: m, seenAt: now });
+    for (const [name, n] of this.taken) if (n <= takesBefore) this.taken.delete(name);
     this.events.size?.(this.ready.size);
     this.refill();
   }
@@ -250,6 +197,7 @@ export class WarmPool {
     const now = this.now();
     for (const [name, e] of this.ready) {
       this.ready.delete(name);
+      this.taken.set(name, ++this.takes);
       if (!this.tooOld(e.r, now)) return e.r;
       this.reap(e.r, "max-age");
     }
