@@ -236,6 +236,20 @@ describe("WarmPool", () => {
     expect(p.stats().ready).toBe(0);
   });
 
+  it("a member still being warmed is not offered by a listing that finds it", async () => {
+    const platform = new InMemoryPoolPlatform();
+    let warmed!: () => void;
+    const gate = new Promise<void>((r) => (warmed = r));
+    const p = pool(platform, { size: 1, syncIntervalMs: 60_000, warm: () => gate });
+    p.start();
+    await until(() => platform.members().length === 1);
+    await p.sync();
+    expect(p.stats().ready).toBe(0);
+    expect(await p.claim("session", claimForSession())).toBeNull();
+    warmed();
+    await until(() => p.stats().ready === 1);
+  });
+
   it("a refill failure is logged at info, backs off, and the pool recovers", async () => {
     const platform = new InMemoryPoolPlatform();
     platform.failCreates = 2;

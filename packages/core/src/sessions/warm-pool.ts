@@ -44,6 +44,8 @@ export class WarmPool {
   private readonly background = new Set<Promise<unknown>>();
   /** Members this process took from its ready set, by name → take number: a listing older than the take must not adopt or reap them (a claimed session). */
   private readonly taken = new Map<string, number>();
+  /** Members this process is making (created, being warmed): never adopted by a listing. */
+  private readonly making = new Set<string>();
   private takes = 0;
   private creating = 0;
   private failures = 0;
@@ -162,6 +164,7 @@ export class WarmPool {
     const keep: PlatformResource[] = [];
     for (const m of members) {
       if (!isMember(m) || m.phase === "removing" || (this.taken.get(m.name) ?? 0) > takesBefore) continue;
+      if (this.making.has(m.name)) continue; // counted in `creating`; offered once warm
       if (m.phase === "stopped") this.reap(m, "stopped");
       else if (m.phase === "pending") {
         if (now - m.createdAt >= this.pendingGraceMs) this.reap(m, "stopped");
@@ -242,6 +245,7 @@ export class WarmPool {
       createdAt,
       expiresAt: createdAt + this.maxAgeMs,
     };
+    this.making.add(spec.name);
     try {
       let m: PlatformResource;
       try {
@@ -269,6 +273,7 @@ export class WarmPool {
       if (!this.closed) this.ready.set(m.name, { r: m, seenAt: this.now() });
       this.events.size?.(this.ready.size);
     } finally {
+      this.making.delete(spec.name);
       this.creating--;
     }
   }
