@@ -287,13 +287,13 @@ describe("what each component changes", () => {
     const dep = one("overlays/production", "Deployment");
     expect(dep.spec.replicas).toBe(3);
     expect(dep.spec.template.spec.containers[0].image).toBe(
-      "registry.example.com/code-interpreter-api:0.1.0",
+      "registry.example.com/code-interpreter-api:1.0.0",
     );
     expect(dep.spec.template.spec.containers[0].resources.limits).toEqual({ cpu: "2", memory: "1Gi" });
     const cm = one("overlays/production", "ConfigMap");
     expect(cm.data).toMatchObject({
       EXECUTOR_BACKEND: "kubernetes",
-      EXECUTOR_IMAGE: "registry.example.com/code-interpreter-executor:0.1.0",
+      EXECUTOR_IMAGE: "registry.example.com/code-interpreter-executor:1.0.0",
       MEMORY_LIMIT_MB: "512",
       FILE_SERVICE_URL: expect.stringMatching(/^http/),
       WARM_POOL_SIZE: "4",
