@@ -149,6 +149,14 @@ describe("deadlines against a hung apiserver", () => {
   });
 
   it("a hang in the middle of a running exec still ends the call: timeout + backstop, then the result", async () => {
+    // The session's agent channel is open first: the hang must meet a running exec, not the
+    // channel's opening (which a loaded machine can stretch past the 300 ms below).
+    await backend.execInSession(session, {
+      language: "python",
+      code: "pass",
+      timeoutMs: 5000,
+      maxOutputBytes: 100,
+    });
     const t0 = Date.now();
     const run = backend.execInSession(session, {
       language: "python",
