@@ -73,6 +73,19 @@ class Agent:
                 except OSError:
                     pass
 
+    def prestart_kernel(self):
+        """Starts the Python kernel before the first request is accepted (the relay's connection
+        waits in the backlog meanwhile), so a session's or warm pool member's first cell pays no
+        interpreter start. Nothing can hold the kernel's lock yet. A failure (e.g. no process
+        left under the pids limit) leaves it to the first cell, as before."""
+        k = self.kernel
+        with k.lock:
+            if k.proc is None:
+                try:
+                    k.start()
+                except Exception:
+                    pass
+
     def serve(self):
         threading.Thread(target=spawner, daemon=True).start()
         os.makedirs(CTL, mode=0o700, exist_ok=True)
@@ -85,6 +98,7 @@ class Agent:
         srv.bind(path)
         srv.listen(64)
         mine = os.lstat(path).st_ino
+        self.prestart_kernel()
         srv.settimeout(1.0)
         while True:
             try:

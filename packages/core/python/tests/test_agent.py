@@ -20,6 +20,26 @@ def test_hello_ping_and_bad_requests(agent):
     assert d.hello["fresh"] is False and d.hello["boot_id"] == c.hello["boot_id"]
 
 
+def test_the_kernel_is_started_before_the_first_request(agent):
+    c = agent()
+    agent_pid = c.hello["pid"]
+    children = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if ppid == agent_pid:
+            children.append(argv)
+    assert any(b"kernel" in argv for argv in children), children
+    assert c.py("x = 1\nx").stdout == "1\n"
+
+
 def test_a_frame_over_the_limit_ends_the_connection_not_the_agent(agent):
     c = agent()
     c.proc.stdin.write(HEADER.pack((1 << 16) + 1, ord("p"), 1))
