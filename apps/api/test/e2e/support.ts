@@ -7,6 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
 import { deflateSync } from "node:zlib";
+import { setTimeout as sleep } from "node:timers/promises";
 import Dockerode from "dockerode";
 import { pino } from "pino";
 import type { Backend } from "@code-interpreter/core";
@@ -206,4 +207,20 @@ export function apiClient(baseUrl: string): ApiClient {
       body: json && text ? (JSON.parse(text) as ApiAnswer["body"]) : { text },
     };
   };
+}
+
+/** One series of the API's /metrics (0 when absent). */
+export async function metricValue(baseUrl: string, series: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/** Waits until the API's warm pool gauge reaches `n`. */
+export async function waitForPoolSize(baseUrl: string, n: number, ms = 60_000): Promise<void> {
+  const until = Date.now() + ms;
+  while ((await metricValue(baseUrl, "code_interpreter_warm_pool_size")) < n) {
+    if (Date.now() > until) throw new Error(`the pool did not reach ${n}`);
+    await sleep(100);
+  }
 }

@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import Dockerode from "dockerode";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,12 +14,19 @@ import type { Backend } from "@code-interpreter/core";
 import { LocalFileStore } from "@code-interpreter/files-client";
 import { createBackendFromConfig } from "../../src/cli.js";
 import { loadConfig } from "../../src/config.js";
-import { E2E_ENV, listenApp, requireDockerEngine, type RunningHttp } from "./support.js";
+import {
+  E2E_ENV,
+  apiClient,
+  listenApp,
+  metricValue,
+  requireDockerEngine,
+  waitForPoolSize,
+  type RunningHttp,
+} from "./support.js";
 
 const SIZE = 3;
 const config = loadConfig({ ...E2E_ENV, WARM_POOL_SIZE: String(SIZE), WARM_POOL_MAX_AGE_SECONDS: "300" });
 const docker = new Dockerode();
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Api {
   http: RunningHttp;
@@ -40,30 +48,11 @@ async function startApi(): Promise<Api> {
   return api;
 }
 
-async function call(api: Api, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${api.http.baseUrl}${path}`, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
+const call = (api: Api, method: string, path: string, body?: unknown) =>
+  apiClient(api.http.baseUrl)(path, body === undefined ? { method } : { method, json: body });
 
-/** One series of /metrics (0 when absent). */
-async function metric(api: Api, series: string): Promise<number> {
-  const text = await (await fetch(`${api.http.baseUrl}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
-}
-
-async function poolSize(api: Api, n: number, ms = 60_000): Promise<void> {
-  const until = Date.now() + ms;
-  while ((await metric(api, "code_interpreter_warm_pool_size")) < n) {
-    if (Date.now() > until) throw new Error(`the pool did not reach ${n}`);
-    await sleep(100);
-  }
-}
+const metric = (api: Api, series: string) => metricValue(api.http.baseUrl, series);
+const poolSize = (api: Api, n: number) => waitForPoolSize(api.http.baseUrl, n);
 
 async function containers(filter: (name: string) => boolean): Promise<string[]> {
   const list = await docker.listContainers({ all: true, filters: { label: ["app=code-interpreter"] } });
