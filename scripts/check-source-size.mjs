@@ -28,12 +28,6 @@ export const GENERATED = new Map([
   ],
 ]);
 
-/**
- * TEMPORARY: files over the limit that a branch in flight is splitting, each with the reason.
- * Empty on main. An entry that is no longer over the limit fails the check, so it cannot linger.
- */
-export const TEMPORARY_OVER_LIMIT = new Map([]);
-
 const EXTENSIONS = /\.(ts|py|mjs)$/;
 const TEST_FILE = /(\.test\.ts|\.spec\.ts|_test\.py)$|^test_.*\.py$|^conftest\.py$/;
 const SKIP_DIRS = new Set(["node_modules", "dist", "build", "__pycache__", ".venv", "test", "tests"]);
@@ -87,18 +81,10 @@ export function checkSourceSize(repo) {
   const sized = files.map((path) => ({ path, lines: countLines(join(repo, path)) }));
   const problems = [];
   for (const { path, lines } of sized) {
-    if (lines <= MAX_LINES || GENERATED.has(path) || TEMPORARY_OVER_LIMIT.has(path)) continue;
+    if (lines <= MAX_LINES || GENERATED.has(path)) continue;
     problems.push(
       `${path}: ${lines} lines (at most ${MAX_LINES}): split it by job into files named for each`,
     );
-  }
-  for (const [path, why] of TEMPORARY_OVER_LIMIT) {
-    const found = sized.find((f) => f.path === path);
-    if (!found || found.lines <= MAX_LINES) {
-      problems.push(
-        `${path}: ${found ? `${found.lines} lines now` : "gone"} (was ${why}): remove it from TEMPORARY_OVER_LIMIT in scripts/check-source-size.mjs`,
-      );
-    }
   }
   return { files: sized.sort((a, b) => b.lines - a.lines), problems };
 }
@@ -112,6 +98,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   for (const p of problems) console.error(`[source-size] ${p}`);
   if (problems.length > 0) process.exit(1);
   console.log(
-    `[source-size] ${files.length} source files, none over ${MAX_LINES} lines (generated and temporary allow-lists aside)`,
+    `[source-size] ${files.length} source files, none over ${MAX_LINES} lines (generated files aside)`,
   );
 }
